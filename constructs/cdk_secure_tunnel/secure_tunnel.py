@@ -1,0 +1,196 @@
+"""The SecureTunnel construct: an AWS IoT secure tunnel that lives and dies with the stack."""
+
+from collections.abc import Mapping, Sequence
+
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    CustomResource,
+    Duration,
+    ITaggable,
+    RemovalPolicy,
+    Stack,
+    TagManager,
+    Tags,
+    TagType,
+    Token,
+    Validations,
+)
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct, IValidation
+
+from . import validation
+from .tunnel_provider import STACK_TAG, TunnelProvider
+
+RESOURCE_TYPE = "Custom::SecureTunnel"
+
+
+@jsii.implements(ITaggable)
+class SecureTunnel(Construct):
+    """An AWS IoT secure tunnel opened on deploy and closed on destroy, its tokens in Secrets Manager.
+
+    Example::
+
+        tunnel = SecureTunnel(self, "Maintenance", thing="pump-7", services=["SSH"],
+                              max_lifetime=Duration.hours(2))
+        tunnel.grant_read_source_token(operator_role)
+
+    The source token (for the operator's local proxy) is always written to ``source_token_secret``.
+    With a ``thing``, AWS IoT delivers the destination token to the device over MQTT, so no secret holds
+    it unless ``store_destination_token=True``; without a thing, ``destination_token_secret`` holds it.
+    Each secret stores JSON: the token and what is needed to connect with it (tunnel id and ARN, region,
+    client mode, services, thing, expiry).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        thing: "str | iot.CfnThing | None" = None,
+        services: Sequence[str] | None = None,
+        max_lifetime: Duration | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        encryption_key: kms.IKey | None = None,
+        store_destination_token: bool | None = None,
+    ) -> None:
+        """Open a secure tunnel with the stack.
+
+        :param thing: The IoT thing (a name, or a ``CfnThing`` of this app, which the tunnel then depends on)
+            whose device AWS IoT notifies with the destination token. Default: no thing; the destination
+            token goes to ``destination_token_secret`` for you to deliver.
+        :param services: 1 to 3 distinct service names the tunnel carries, each 1-128 characters of
+            ``[a-zA-Z0-9:_-]``. Default: ``["SSH"]``.
+        :param max_lifetime: How long the tunnel stays open, in whole minutes from 1 minute to 12 hours.
+            Changing it replaces the tunnel. Default: 12 hours, the service's maximum.
+        :param description: Up to 2048 characters without control characters. Changing it replaces the
+            tunnel. Default: names the stack and this construct's path.
+        :param tags: Tags for the tunnel; ``Tags.of(scope).add(...)`` reaches it too. Keys starting with
+            ``aws:`` or ``cdk-secure-tunnel:`` are reserved. Default: no tags of yours.
+        :param encryption_key: The KMS key that encrypts the token secrets. Default: the account's
+            ``aws/secretsmanager`` key.
+        :param store_destination_token: Whether a secret also holds the destination token. Default: true
+            without a ``thing``, false with one (the device already gets its token, and every extra copy of
+            a token is exposure).
+        """
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        thing_name = self._thing_name(thing)
+        service_names = validation.check_services(list(services) if services is not None else ["SSH"])
+        lifetime_minutes = validation.check_max_lifetime(max_lifetime or Duration.hours(12))
+        description = validation.check_description(
+            description
+            if description is not None
+            else f"cdk-secure-tunnel {self.node.path} in stack {stack.stack_name}"
+        )
+        self._tags = TagManager(TagType.KEY_VALUE, RESOURCE_TYPE)
+        for key, value in validation.check_tags(tags or {}).items():
+            self._tags.set_tag(key, value)
+        self.node.add_validation(_RenderedTagsCheck(self._tags))
+
+        self.source_token_secret: secretsmanager.ISecret = self._token_secret("SourceToken", "source", encryption_key)
+        keep_destination = store_destination_token if store_destination_token is not None else thing is None
+        self.destination_token_secret: secretsmanager.ISecret | None = (
+            self._token_secret("DestinationToken", "destination", encryption_key) if keep_destination else None
+        )
+
+        provider = TunnelProvider.of(self)
+        if encryption_key is not None:
+            encryption_key.grant_encrypt(provider.handler_role)
+        properties: dict[str, object] = {
+            "Services": service_names,
+            "MaxLifetimeMinutes": lifetime_minutes,
+            "Description": description,
+            "SourceTokenSecretArn": self.source_token_secret.secret_arn,
+            "Tags": self._tags.rendered_tags,
+        }
+        if thing_name is not None:
+            properties["ThingName"] = thing_name
+        if self.destination_token_secret is not None:
+            properties["DestinationTokenSecretArn"] = self.destination_token_secret.secret_arn
+        self._resource = CustomResource(
+            self,
+            "Resource",
+            service_token=provider.service_token,
+            resource_type=RESOURCE_TYPE,
+            properties=properties,
+        )
+        if isinstance(thing, iot.CfnThing):
+            self._resource.node.add_dependency(thing)
+        # The handler's secret writes and key use are granted by policies that must exist before it runs.
+        self._resource.node.add_dependency(provider.handler_role)
+
+        self.tunnel_id: str = self._resource.ref
+        self.tunnel_arn: str = self._resource.get_att_string("TunnelArn")
+
+    @property
+    def tags(self) -> TagManager:
+        """The tunnel's tags, which ``Tags.of(...)`` also writes to."""
+        return self._tags
+
+    def grant_read_source_token(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` read the source token (and decrypt it with the secrets' key)."""
+        return self.source_token_secret.grant_read(grantee)
+
+    def grant_read_destination_token(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` read the destination token; only for tunnels whose secret keeps it."""
+        if self.destination_token_secret is None:
+            raise ValueError(
+                f"grant_read_destination_token: SecureTunnel {self.node.path!r} stores no destination token, "
+                "because AWS IoT delivers it to the thing; pass store_destination_token=True to keep a copy"
+            )
+        return self.destination_token_secret.grant_read(grantee)
+
+    @staticmethod
+    def _thing_name(thing: "str | iot.CfnThing | None") -> str | None:
+        if thing is None:
+            return None
+        if isinstance(thing, iot.CfnThing):
+            return thing.ref  # a CfnThing's Ref is its name
+        if not isinstance(thing, str):
+            raise TypeError(f"thing: got {thing!r}; expected a thing name or an aws_iot.CfnThing")
+        return validation.check_name("thing", thing)
+
+    def _token_secret(
+        self, construct_id: str, client_mode: str, encryption_key: kms.IKey | None
+    ) -> secretsmanager.Secret:
+        secret = secretsmanager.Secret(
+            self,
+            construct_id,
+            description=f"{client_mode.capitalize()} access token of IoT secure tunnel {self.node.path}",
+            encryption_key=encryption_key,
+            # A closed tunnel's token is useless: nothing is lost when the stack goes.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # The handler may write only secrets carrying this tag (see TunnelProvider).
+        Tags.of(secret).add(STACK_TAG, Stack.of(self).stack_id)
+        Validations.of(secret).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason="The token is issued by IoT Secure Tunneling, not generated by Secrets Manager; the "
+                "handler writes a new one whenever the tunnel is rotated or replaced.",
+            )
+        )
+        return secret
+
+
+@jsii.implements(IValidation)
+class _RenderedTagsCheck:
+    """Checks the tags as rendered at synth, when ``Tags.of(...)`` has added its own."""
+
+    def __init__(self, tags: TagManager) -> None:
+        self._tags = tags
+
+    def validate(self) -> list[str]:
+        rendered = self._tags.render_tags() or []
+        if Token.is_unresolved(rendered):
+            return []
+        try:
+            validation.check_tags({tag["Key"]: tag["Value"] for tag in rendered}, parameter="Tags.of(...)")
+        except ValueError as error:
+            return [str(error)]
+        return []

@@ -1,0 +1,146 @@
+"""The custom resource provider shared by every SecureTunnel in a stack.
+
+One handler per stack keeps the template small and the IAM policy fixed in size: its statements are
+scoped by tags that name the stack, not by the ARNs of each tunnel or secret, so a stack with hundreds of
+tunnels has the same handler policy as a stack with one.
+"""
+
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from .lambda_code import handler_code
+from .validation import RESERVED_TAG_PREFIXES
+
+# The tag that ties tunnels and token secrets to their stack (see lambda_src/tunnel_lambda/tunnel_spec.py).
+STACK_TAG = f"{RESERVED_TAG_PREFIXES[1]}stack-id"
+
+_ACKNOWLEDGMENTS = {
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (
+        "The provider framework's own function role is built by aws-cdk-lib with this managed policy; it "
+        "only grants writing the function's logs."
+    ),
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:tunnel/*]": (
+        "Tunnel ids are chosen by the service when a tunnel opens, so no narrower resource exists; "
+        "OpenTunnel is further restricted to requests that tag the tunnel with this stack's id."
+    ),
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*]": (
+        "OpenTunnel names the destination thing; which things a stack targets is its template's choice, "
+        "and the policy must not grow with the number of tunnels."
+    ),
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]": (
+        "Writes are limited by condition to secrets tagged with this stack's id, which keeps the policy one "
+        "statement however many tunnels the stack has."
+    ),
+    "AwsSolutions-L1": (
+        "The provider framework's Node.js runtime is fixed by aws-cdk-lib; the tunnel handler itself runs "
+        "the newest Python runtime."
+    ),
+}
+
+
+class TunnelProvider(Construct):
+    """The tunnel handler and its provider framework, created once per stack.
+
+    >>> provider = TunnelProvider.of(scope)  # doctest: +SKIP
+    >>> provider.service_token  # doctest: +SKIP
+    """
+
+    CONSTRUCT_ID = "CdkSecureTunnelProvider"
+
+    @classmethod
+    def of(cls, scope: Construct) -> "TunnelProvider":
+        stack = Stack.of(scope)
+        existing = stack.node.try_find_child(cls.CONSTRUCT_ID)
+        if isinstance(existing, TunnelProvider):
+            return existing
+        return cls(stack, cls.CONSTRUCT_ID)
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.handler_role = iam.Role(
+            self,
+            "HandlerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Opens, rotates and closes this stack's IoT secure tunnels",
+        )
+        handler_logs = logs.LogGroup(
+            self, "HandlerLogs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.handler = aws_lambda.Function(
+            self,
+            "HandlerFunction",
+            runtime=aws_lambda.Runtime.PYTHON_3_13,
+            architecture=aws_lambda.Architecture.ARM_64,
+            handler="tunnel_lambda.custom_resource.on_event",
+            code=handler_code(),
+            role=self.handler_role,
+            log_group=handler_logs,
+            memory_size=256,
+            # Retries of a throttled call back off for up to 20 s each; 5 minutes leaves room for all.
+            timeout=Duration.minutes(5),
+            description="cdk-secure-tunnel: IoT secure tunnel custom resource handler",
+        )
+        self._grant_tunneling()
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.handler,
+            log_group=logs.LogGroup(
+                self, "ProviderLogs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.DESTROY
+            ),
+        )
+        self.service_token = self.provider.service_token
+        handler_id = Stack.of(self).resolve(Stack.of(self).get_logical_id(self.handler.node.default_child))
+        Validations.of(self).acknowledge(
+            *(Acknowledgment(id=rule, reason=reason) for rule, reason in _ACKNOWLEDGMENTS.items()),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{handler_id}.Arn>:*]",
+                reason="The provider framework may invoke any version of the stack's own tunnel handler.",
+            ),
+        )
+
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+    def _grant_tunneling(self) -> None:
+        stack_tag = {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": Aws.STACK_ID}}
+        self.handler_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OpenTunnelsTaggedWithThisStack",
+                actions=["iot:OpenTunnel"],
+                resources=[self._arn("iot", "tunnel/*"), self._arn("iot", "thing/*")],
+                conditions=stack_tag,
+            )
+        )
+        self.handler_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ManageTunnels",
+                actions=[
+                    "iot:DescribeTunnel",
+                    "iot:CloseTunnel",
+                    "iot:TagResource",
+                    "iot:UntagResource",
+                ],
+                resources=[self._arn("iot", "tunnel/*")],
+            )
+        )
+        self.handler_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RotateTunnelTokens",
+                actions=["iot:RotateTunnelAccessToken"],
+                # A destination rotation names the thing that AWS IoT notifies.
+                resources=[self._arn("iot", "tunnel/*"), self._arn("iot", "thing/*")],
+            )
+        )
+        self.handler_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteThisStacksTokenSecrets",
+                actions=["secretsmanager:PutSecretValue"],
+                resources=[self._arn("secretsmanager", "secret:*")],
+                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": Aws.STACK_ID}},
+            )
+        )

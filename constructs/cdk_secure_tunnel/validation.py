@@ -1,0 +1,114 @@
+"""Checks on SecureTunnel's props, run at construction so mistakes surface at synth, not at deploy.
+
+Every check lets unresolved tokens through: their values are only known to CloudFormation. The limits
+are the service's own, from botocore's model of IoT Secure Tunneling.
+
+>>> check_services(["SSH", "RDP"])
+['SSH', 'RDP']
+>>> check_services(["SSH", "SSH"])
+Traceback (most recent call last):
+...
+ValueError: services: got ['SSH', 'SSH']; each service may appear only once
+"""
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Duration, Token
+
+MAX_SERVICES = 3
+MAX_LIFETIME_MINUTES = 720
+MAX_DESCRIPTION_LENGTH = 2048
+MAX_TAGS = 200
+# Tag keys the handler sets on every tunnel (see lambda_src/tunnel_lambda/tunnel_spec.py).
+RESERVED_TAG_PREFIXES = ("aws:", "cdk-secure-tunnel:")
+OWNER_TAG_COUNT = 2
+
+_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+_NAME_RULE = "1-128 characters of a-z, A-Z, 0-9, ':', '_' and '-'"
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+
+
+def _fail(parameter: str, value: object, allowed: str) -> ValueError:
+    return ValueError(f"{parameter}: got {value!r}; {allowed}")
+
+
+def check_name(parameter: str, value: str) -> str:
+    """A thing or service name, as the service's ThingName and Service shapes allow."""
+    if not Token.is_unresolved(value) and not _NAME.fullmatch(value):
+        raise _fail(parameter, value, f"expected {_NAME_RULE}")
+    return value
+
+
+def check_services(services: Sequence[str]) -> list[str]:
+    if Token.is_unresolved(services):
+        return list(services)
+    if not 1 <= len(services) <= MAX_SERVICES:
+        raise _fail("services", list(services), f"a tunnel carries 1 to {MAX_SERVICES} services")
+    for service in services:
+        check_name("services", service)
+    resolved = [service for service in services if not Token.is_unresolved(service)]
+    if len(set(resolved)) != len(resolved):
+        raise _fail("services", list(services), "each service may appear only once")
+    return list(services)
+
+
+def check_max_lifetime(max_lifetime: Duration) -> int:
+    """The lifetime in whole minutes (the API's unit), or a token for an unresolved Duration."""
+    if max_lifetime.is_unresolved():
+        return max_lifetime.to_minutes(integral=False)  # type: ignore[no-any-return]
+    minutes = max_lifetime.to_minutes(integral=False)
+    if minutes != int(minutes) or not 1 <= minutes <= MAX_LIFETIME_MINUTES:
+        raise _fail(
+            "max_lifetime",
+            max_lifetime.to_human_string(),
+            f"expected whole minutes from 1 to {MAX_LIFETIME_MINUTES} (12 hours)",
+        )
+    return int(minutes)
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(character).startswith("C") for character in text)
+
+
+def check_description(description: str) -> str:
+    if Token.is_unresolved(description):
+        return description
+    if not 1 <= len(description) <= MAX_DESCRIPTION_LENGTH or _has_control_characters(description):
+        shown = description if len(description) <= 80 else description[:77] + "..."
+        raise _fail(
+            "description",
+            shown,
+            f"expected 1 to {MAX_DESCRIPTION_LENGTH} characters without control characters",
+        )
+    return description
+
+
+def _is_tag_text(text: str) -> bool:
+    """The service's tag pattern ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*``, which Python's re cannot spell."""
+    return all(
+        character in _TAG_PUNCTUATION or unicodedata.category(character)[0] in "LZN" for character in text
+    )
+
+
+def check_tags(tags: Mapping[str, str], parameter: str = "tags") -> dict[str, str]:
+    if Token.is_unresolved(tags):
+        return dict(tags)
+    limit = MAX_TAGS - OWNER_TAG_COUNT
+    if len(tags) > limit:
+        raise _fail(parameter, f"{len(tags)} tags", f"a tunnel takes at most {limit} tags of yours")
+    for key, value in tags.items():
+        if Token.is_unresolved(key):
+            continue
+        if not 1 <= len(key) <= 128 or not _is_tag_text(key):
+            raise _fail(
+                f"{parameter} key", key, "expected 1-128 letters, digits, spaces or _ . : / = + - @"
+            )
+        if key.lower().startswith(RESERVED_TAG_PREFIXES):
+            raise _fail(f"{parameter} key", key, f"keys starting with {' or '.join(RESERVED_TAG_PREFIXES)} are reserved")
+        if not Token.is_unresolved(value) and (len(value) > 256 or not _is_tag_text(value)):
+            raise _fail(
+                f"{parameter} value of {key!r}", value, "expected 0-256 letters, digits, spaces or _ . : / = + - @"
+            )
+    return dict(tags)

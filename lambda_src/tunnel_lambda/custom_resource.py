@@ -1,0 +1,117 @@
+"""The ``Custom::SecureTunnel`` resource: the provider framework's onEvent handler.
+
+Create opens a tunnel and stores its tokens; Update changes what the API can change in place and opens
+a new tunnel (a new physical id, so CloudFormation deletes the old one) for what it cannot; Delete closes
+the tunnel. The physical id is the tunnel id, so ``Ref`` gives the tunnel id.
+
+Decisions compare the properties with the tunnel as it is, not with the old properties: that way a
+rollback Update, a tunnel that expired, and tags edited by hand all converge on what the template says.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypedDict
+
+from . import tunnels
+from .token_secrets import store_tokens
+from .tunnel_spec import Owner, TunnelSpec
+
+logger = logging.getLogger(__name__)
+logger.setLevel(logging.INFO)
+# botocore's DEBUG records carry response bodies, and tunneling responses carry tokens.
+logging.getLogger("botocore").setLevel(logging.INFO)
+
+Event = Mapping[str, Any]
+
+
+class _Attributes(TypedDict):
+    TunnelId: str
+    TunnelArn: str
+
+
+class Response(TypedDict):
+    PhysicalResourceId: str
+    Data: _Attributes
+
+
+def on_event(event: Event, _context: object = None) -> Response:
+    logger.info(
+        "%s %s (physical id %s)",
+        event["RequestType"],
+        event["LogicalResourceId"],
+        event.get("PhysicalResourceId", "-"),
+    )
+    handlers: dict[str, Callable[[Event], Response]] = {"Create": create, "Update": update, "Delete": delete}
+    return handlers[event["RequestType"]](event)
+
+
+def create(event: Event) -> Response:
+    return _open(TunnelSpec.from_properties(event["ResourceProperties"]), Owner.of_event(event))
+
+
+def update(event: Event) -> Response:
+    spec = TunnelSpec.from_properties(event["ResourceProperties"])
+    old_spec = TunnelSpec.from_properties(event["OldResourceProperties"])
+    owner = Owner.of_event(event)
+    tunnel = tunnels.describe(event["PhysicalResourceId"])
+    if tunnel is None or not tunnel.is_open:
+        logger.info("Tunnel %s is closed or gone: opening a replacement", event["PhysicalResourceId"])
+        return _open(spec, owner)
+    if (spec.max_lifetime_minutes, spec.description) != (tunnel.max_lifetime_minutes, tunnel.description):
+        logger.info("Lifetime or description changed: replacing tunnel %s", tunnel.tunnel_id)
+        return _open(spec, owner)
+    mode = _mode_to_rotate(spec, old_spec, tunnel)
+    if mode:
+        logger.info("Rotating %s tokens of tunnel %s", mode, tunnel.tunnel_id)
+        tokens = tunnels.rotate(tunnel.tunnel_id, mode, spec)
+        store_tokens(tokens, spec, tunnel.tunnel_id, tunnel.tunnel_arn, tunnel.expires_at)
+    tunnels.sync_tags(tunnel, {**spec.tags, **owner.tags()})
+    return _answer(tunnel.tunnel_id, tunnel.tunnel_arn)
+
+
+def delete(event: Event) -> Response:
+    tunnel_id = event["PhysicalResourceId"]
+    tunnels.close(tunnel_id)
+    logger.info("Closed tunnel %s", tunnel_id)
+    return {"PhysicalResourceId": tunnel_id, "Data": {"TunnelId": tunnel_id, "TunnelArn": ""}}
+
+
+def _open(spec: TunnelSpec, owner: Owner) -> Response:
+    opened = tunnels.open_tunnel(spec, owner)
+    logger.info("Opened tunnel %s", opened.tunnel_id)
+    try:
+        store_tokens(opened.tokens, spec, opened.tunnel_id, opened.tunnel_arn, opened.expires_at)
+    except BaseException:
+        # CloudFormation never learns this tunnel's id when we fail (and the provider framework sends no
+        # Delete after a failed Create), so a tunnel left open here would belong to no resource.
+        logger.error("Storing the tokens failed: closing tunnel %s", opened.tunnel_id)
+        tunnels.close(opened.tunnel_id)
+        raise
+    return _answer(opened.tunnel_id, opened.tunnel_arn)
+
+
+def _mode_to_rotate(spec: TunnelSpec, old_spec: TunnelSpec, tunnel: tunnels.Tunnel) -> tunnels.ClientMode | None:
+    """Which tokens an in-place update must replace, if any.
+
+    A new destination (thing or services) needs both: the device is notified again and the source must
+    connect to the changed tunnel. A new secret needs the token of its mode, since a token can only be
+    read from the service once.
+    """
+    if (spec.thing_name, spec.services) != (tunnel.thing_name, tunnel.services):
+        return "ALL"
+    source = spec.source_secret_arn != old_spec.source_secret_arn
+    destination = bool(spec.destination_secret_arn) and (
+        spec.destination_secret_arn != old_spec.destination_secret_arn
+    )
+    if source and destination:
+        return "ALL"
+    if source:
+        return "SOURCE"
+    if destination:
+        return "DESTINATION"
+    return None
+
+
+def _answer(tunnel_id: str, tunnel_arn: str) -> Response:
+    return {"PhysicalResourceId": tunnel_id, "Data": {"TunnelId": tunnel_id, "TunnelArn": tunnel_arn}}

@@ -1,0 +1,160 @@
+"""The IoT Secure Tunneling calls the handler makes, each returning plain data.
+
+Tokens leave these functions only inside ``OpenedTunnel`` and ``rotate`` results, which the caller
+writes straight to Secrets Manager; nothing here logs a response.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from botocore.exceptions import ClientError
+
+from . import aws_clients
+from .tunnel_spec import Owner, TunnelSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_iotsecuretunneling.type_defs import TunnelTypeDef
+
+ClientMode = Literal["SOURCE", "DESTINATION", "ALL"]
+_TUNNEL_ID = re.compile(r"^[a-zA-Z0-9_\-+=:]{1,128}$")
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """What the handler needs to know about an existing tunnel."""
+
+    tunnel_id: str
+    tunnel_arn: str
+    is_open: bool
+    description: str | None
+    thing_name: str | None
+    services: tuple[str, ...]
+    max_lifetime_minutes: int
+    tags: Mapping[str, str]
+    expires_at: datetime
+
+    @property
+    def region(self) -> str:
+        return self.tunnel_arn.split(":")[3]
+
+    @classmethod
+    def from_description(cls, tunnel: "TunnelTypeDef") -> "Tunnel":
+        destination = tunnel.get("destinationConfig", {})
+        lifetime = tunnel.get("timeoutConfig", {}).get("maxLifetimeTimeoutMinutes", 720)
+        created_at = tunnel.get("createdAt", datetime.now(UTC))
+        return cls(
+            tunnel_id=tunnel["tunnelId"],
+            tunnel_arn=tunnel["tunnelArn"],
+            is_open=tunnel.get("status") == "OPEN",
+            description=tunnel.get("description") or None,
+            thing_name=destination.get("thingName") or None,
+            services=tuple(destination.get("services", ())),
+            max_lifetime_minutes=lifetime,
+            tags={tag["key"]: tag["value"] for tag in tunnel.get("tags", ())},
+            expires_at=created_at + timedelta(minutes=lifetime),
+        )
+
+
+@dataclass(frozen=True)
+class OpenedTunnel:
+    tunnel_id: str
+    tunnel_arn: str
+    tokens: Mapping[str, str]
+    expires_at: datetime
+
+    @property
+    def region(self) -> str:
+        return self.tunnel_arn.split(":")[3]
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": key, "value": value} for key, value in tags.items()]
+
+
+def open_tunnel(spec: TunnelSpec, owner: Owner) -> OpenedTunnel:
+    """Open a tunnel for ``spec``, tagged with its owner in the same call so no tunnel is ever unowned."""
+    # Taken before the call: the tunnel is created during it, so this never overstates the expiry.
+    requested_at = datetime.now(UTC)
+    arguments: dict[str, object] = {
+        "destinationConfig": spec.destination_config(),
+        "timeoutConfig": {"maxLifetimeTimeoutMinutes": spec.max_lifetime_minutes},
+        "tags": _tag_list({**spec.tags, **owner.tags()}),
+    }
+    if spec.description:
+        arguments["description"] = spec.description
+    response = aws_clients.tunneling().open_tunnel(**arguments)  # type: ignore[arg-type]
+    return OpenedTunnel(
+        tunnel_id=response["tunnelId"],
+        tunnel_arn=response["tunnelArn"],
+        tokens={
+            "SOURCE": response["sourceAccessToken"],
+            "DESTINATION": response["destinationAccessToken"],
+        },
+        expires_at=requested_at + timedelta(minutes=spec.max_lifetime_minutes),
+    )
+
+
+def _is_not_found(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+
+
+def describe(tunnel_id: str) -> Tunnel | None:
+    """The tunnel, or None when the service no longer knows it (closed tunnels vanish after hours)."""
+    if not _TUNNEL_ID.match(tunnel_id):
+        return None
+    try:
+        response = aws_clients.tunneling().describe_tunnel(tunnelId=tunnel_id)
+    except ClientError as error:
+        if _is_not_found(error):
+            return None
+        raise
+    return Tunnel.from_description(response["tunnel"])
+
+
+def close(tunnel_id: str) -> None:
+    """Close a tunnel; one that is already closed, gone or was never opened needs nothing more."""
+    if not _TUNNEL_ID.match(tunnel_id):
+        return
+    try:
+        aws_clients.tunneling().close_tunnel(tunnelId=tunnel_id)
+    except ClientError as error:
+        if not _is_not_found(error):
+            raise
+
+
+def rotate(tunnel_id: str, mode: ClientMode, spec: TunnelSpec) -> dict[str, str]:
+    """New tokens for ``mode``, keyed SOURCE/DESTINATION; the old ones of that mode stop working.
+
+    Destination rotations resend the destination config, which makes AWS IoT deliver the new token to
+    the thing again.
+    """
+    client = aws_clients.tunneling()
+    if mode == "SOURCE":
+        response = client.rotate_tunnel_access_token(tunnelId=tunnel_id, clientMode=mode)
+    else:
+        response = client.rotate_tunnel_access_token(
+            tunnelId=tunnel_id,
+            clientMode=mode,
+            destinationConfig=spec.destination_config(),  # type: ignore[arg-type]
+        )
+    tokens = {}
+    if "sourceAccessToken" in response:
+        tokens["SOURCE"] = response["sourceAccessToken"]
+    if "destinationAccessToken" in response:
+        tokens["DESTINATION"] = response["destinationAccessToken"]
+    return tokens
+
+
+def sync_tags(tunnel: Tunnel, desired: Mapping[str, str]) -> None:
+    """Make the tunnel's tags equal ``desired``, with one call for what to set and one for what to drop."""
+    stale = sorted(set(tunnel.tags) - set(desired))
+    changed = {key: value for key, value in desired.items() if tunnel.tags.get(key) != value}
+    client = aws_clients.tunneling()
+    if stale:
+        client.untag_resource(resourceArn=tunnel.tunnel_arn, tagKeys=stale)
+    if changed:
+        client.tag_resource(resourceArn=tunnel.tunnel_arn, tags=_tag_list(changed))  # type: ignore[arg-type]
+
