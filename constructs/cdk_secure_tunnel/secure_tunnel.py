@@ -100,7 +100,8 @@ class SecureTunnel(Construct):
 
         provider = TunnelProvider.of(self)
         if encryption_key is not None:
-            encryption_key.grant_encrypt(provider.handler_role)
+            # PutSecretValue with a customer managed key needs exactly this (grant_encrypt adds wildcards).
+            encryption_key.grant(provider.handler_role, "kms:GenerateDataKey")
         properties: dict[str, object] = {
             "Services": service_names,
             "MaxLifetimeMinutes": lifetime_minutes,

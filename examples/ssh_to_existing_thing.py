@@ -1,0 +1,20 @@
+"""SSH to a device that is already registered in AWS IoT as the thing ``pump-7``.
+
+AWS IoT delivers the destination token to the device over MQTT; the operator reads the source token
+from the secret.
+"""
+
+from aws_cdk import Duration, Stack
+from constructs import Construct
+from tunnel_outputs import add_tunnel_outputs
+
+from cdk_secure_tunnel import SecureTunnel
+
+
+class SshToExistingThingStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, thing_name: str = "pump-7") -> None:
+        super().__init__(scope, construct_id, description="SSH through an IoT secure tunnel to an existing thing")
+        tunnel = SecureTunnel(
+            self, "Maintenance", thing=thing_name, services=["SSH"], max_lifetime=Duration.hours(2)
+        )
+        add_tunnel_outputs(self, tunnel)
