@@ -1,0 +1,190 @@
+"""Fine-grained checks of what SecureTunnel puts in the template."""
+
+from typing import Any
+
+import pytest
+from aws_cdk import App, Duration, Stack, Tags
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_kms as kms
+from aws_cdk.assertions import Match, Template
+
+from cdk_secure_tunnel import SecureTunnel
+
+
+def synth(build: Any) -> Template:
+    stack = Stack(App(), "Test")
+    build(stack)
+    return Template.from_stack(stack)
+
+
+def tunnel_properties(template: Template) -> dict[str, Any]:
+    (resource,) = template.find_resources("Custom::SecureTunnel").values()
+    return resource["Properties"]  # type: ignore[no-any-return]
+
+
+def handler_statements(template: Template) -> list[dict[str, Any]]:
+    policies = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": Match.string_like_regexp("HandlerRole")}]}}
+    )
+    (policy,) = policies.values()
+    return policy["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
+
+
+def test_defaults() -> None:
+    template = synth(lambda stack: SecureTunnel(stack, "Tunnel"))
+    source_secret, destination_secret = template.find_resources("AWS::SecretsManager::Secret")
+    properties = tunnel_properties(template)
+    service_token = properties.pop("ServiceToken")
+    assert "framework" in service_token["Fn::GetAtt"][0]
+    assert properties == {
+        "Services": ["SSH"],
+        "MaxLifetimeMinutes": 720,
+        "Description": "cdk-secure-tunnel Test/Tunnel in stack Test",
+        "SourceTokenSecretArn": {"Ref": source_secret},
+        # Without a thing, nobody delivers the destination token: it gets a secret.
+        "DestinationTokenSecretArn": {"Ref": destination_secret},
+    }
+    template.has_resource("Custom::SecureTunnel", {"DeletionPolicy": "Delete"})
+
+
+def test_thing_name_keeps_the_destination_token_out_of_secrets() -> None:
+    template = synth(lambda stack: SecureTunnel(stack, "Tunnel", thing="pump-7", max_lifetime=Duration.hours(2)))
+    properties = tunnel_properties(template)
+    assert properties["ThingName"] == "pump-7"
+    assert properties["MaxLifetimeMinutes"] == 120
+    assert "DestinationTokenSecretArn" not in properties
+    template.resource_count_is("AWS::SecretsManager::Secret", 1)
+
+
+def test_destination_token_secret_on_request() -> None:
+    def build(stack: Stack) -> None:
+        tunnel = SecureTunnel(stack, "Tunnel", thing="pump-7", store_destination_token=True)
+        assert tunnel.destination_token_secret is not None
+
+    template = synth(build)
+    assert "DestinationTokenSecretArn" in tunnel_properties(template)
+
+
+def test_cfn_thing_is_referenced_and_depended_on() -> None:
+    def build(stack: Stack) -> None:
+        thing = iot.CfnThing(stack, "Thing", thing_name="gateway-12")
+        SecureTunnel(stack, "Tunnel", thing=thing)
+
+    template = synth(build)
+    (thing_id,) = template.find_resources("AWS::IoT::Thing")
+    assert tunnel_properties(template)["ThingName"] == {"Ref": thing_id}
+    (tunnel,) = template.find_resources("Custom::SecureTunnel").values()
+    assert thing_id in tunnel["DependsOn"]
+
+
+def test_tags_from_props_and_from_tags_of_reach_the_tunnel_and_the_secrets() -> None:
+    def build(stack: Stack) -> None:
+        SecureTunnel(stack, "Tunnel", tags={"team": "ops"})
+        Tags.of(stack).add("environment", "dev")
+
+    template = synth(build)
+    assert tunnel_properties(template)["Tags"] == [
+        {"Key": "environment", "Value": "dev"},
+        {"Key": "team", "Value": "ops"},
+    ]
+    template.all_resources_properties(
+        "AWS::SecretsManager::Secret",
+        {"Tags": Match.array_with([{"Key": "cdk-secure-tunnel:stack-id", "Value": {"Ref": "AWS::StackId"}}])},
+    )
+
+
+def test_secrets_hold_no_value_written_in_the_template() -> None:
+    template = synth(lambda stack: SecureTunnel(stack, "Tunnel"))
+    # Secrets start with Secrets Manager's random placeholder until the handler writes the token.
+    for secret in template.find_resources("AWS::SecretsManager::Secret").values():
+        assert "SecretString" not in secret["Properties"]
+    assert "Outputs" not in template.to_json()
+
+
+def test_attributes_and_grants() -> None:
+    def build(stack: Stack) -> None:
+        tunnel = SecureTunnel(stack, "Tunnel")
+        role = iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal())
+        tunnel.grant_read_source_token(role)
+        tunnel.grant_read_destination_token(role)
+        assert set(stack.resolve(tunnel.tunnel_id)) == {"Ref"}
+        assert stack.resolve(tunnel.tunnel_arn)["Fn::GetAtt"][1] == "TunnelArn"
+
+    template = synth(build)
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("Operator")}],
+            "PolicyDocument": {
+                "Statement": [
+                    {"Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Effect": "Allow",
+                     "Resource": {"Ref": Match.string_like_regexp("SourceToken")}},
+                    {"Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Effect": "Allow",
+                     "Resource": {"Ref": Match.string_like_regexp("DestinationToken")}},
+                ]
+            },
+        },
+    )
+
+
+def test_customer_key_encrypts_secrets_and_the_handler_may_only_generate_data_keys() -> None:
+    def build(stack: Stack) -> None:
+        key = kms.Key(stack, "Key", enable_key_rotation=True)
+        SecureTunnel(stack, "Tunnel", thing="pump-7", encryption_key=key)
+
+    template = synth(build)
+    (key_id,) = template.find_resources("AWS::KMS::Key")
+    template.has_resource_properties("AWS::SecretsManager::Secret", {"KmsKeyId": {"Fn::GetAtt": [key_id, "Arn"]}})
+    kms_statements = [s for s in handler_statements(template) if str(s["Action"]).startswith("kms:")]
+    assert kms_statements == [
+        {"Action": "kms:GenerateDataKey", "Effect": "Allow", "Resource": {"Fn::GetAtt": [key_id, "Arn"]}}
+    ]
+
+
+def test_handler_may_only_call_tunnel_actions_and_write_this_stacks_secrets() -> None:
+    template = synth(lambda stack: SecureTunnel(stack, "Tunnel"))
+    statements = {statement["Sid"]: statement for statement in handler_statements(template)}
+    assert set(statements) == {
+        "OpenTunnelsTaggedWithThisStack",
+        "ManageTunnels",
+        "RotateTunnelTokens",
+        "WriteThisStacksTokenSecrets",
+    }
+    actions = [a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert all(action.startswith("iot:") for action in actions if action != "secretsmanager:PutSecretValue")
+    assert statements["OpenTunnelsTaggedWithThisStack"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/cdk-secure-tunnel:stack-id": {"Ref": "AWS::StackId"}}
+    }
+    assert statements["WriteThisStacksTokenSecrets"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/cdk-secure-tunnel:stack-id": {"Ref": "AWS::StackId"}}
+    }
+
+
+def test_one_handler_and_a_fixed_size_policy_for_150_tunnels() -> None:
+    one = synth(lambda stack: SecureTunnel(stack, "Tunnel"))
+
+    def many(stack: Stack) -> None:
+        for index in range(150):
+            SecureTunnel(stack, f"Tunnel{index}", thing=f"device-{index}")
+
+    template = synth(many)
+    template.resource_count_is("Custom::SecureTunnel", 150)
+    template.resource_count_is("AWS::Lambda::Function", 2)  # the handler and the provider framework
+    assert handler_statements(template) == handler_statements(one)
+    assert len(template.to_json()["Resources"]) <= 500  # CloudFormation's limit per stack
+
+
+def test_handler_runs_python_with_a_bounded_timeout() -> None:
+    template = synth(lambda stack: SecureTunnel(stack, "Tunnel"))
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "tunnel_lambda.custom_resource.on_event", "Runtime": Match.string_like_regexp("python3"), "Timeout": 300},
+    )
+
+
+@pytest.mark.parametrize("thing", ["pump-7", None])
+def test_resource_depends_on_the_handler_policy(thing: str | None) -> None:
+    template = synth(lambda stack: SecureTunnel(stack, "Tunnel", thing=thing))
+    (tunnel,) = template.find_resources("Custom::SecureTunnel").values()
+    assert any("HandlerRoleDefaultPolicy" in dependency for dependency in tunnel["DependsOn"])
