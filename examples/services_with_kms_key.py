@@ -2,15 +2,17 @@
 
 from aws_cdk import Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_kms as kms
-from constructs import Construct
+from cdk_secure_tunnel import SecureTunnel
 from tunnel_outputs import add_tunnel_outputs
 
-from cdk_secure_tunnel import SecureTunnel
+from constructs import Construct
 
 
 class ServicesWithKmsKeyStack(Stack):
     def __init__(self, scope: Construct, construct_id: str) -> None:
-        super().__init__(scope, construct_id, description="SSH, RDP and HTTP through one tunnel, secrets under a CMK")
+        super().__init__(
+            scope, construct_id, description="SSH, RDP and HTTP through one tunnel, secrets under a CMK"
+        )
         key = kms.Key(
             self,
             "TokenKey",

@@ -5,15 +5,17 @@ from the secret.
 """
 
 from aws_cdk import Duration, Stack
-from constructs import Construct
+from cdk_secure_tunnel import SecureTunnel
 from tunnel_outputs import add_tunnel_outputs
 
-from cdk_secure_tunnel import SecureTunnel
+from constructs import Construct
 
 
 class SshToExistingThingStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, thing_name: str = "pump-7") -> None:
-        super().__init__(scope, construct_id, description="SSH through an IoT secure tunnel to an existing thing")
+        super().__init__(
+            scope, construct_id, description="SSH through an IoT secure tunnel to an existing thing"
+        )
         tunnel = SecureTunnel(
             self, "Maintenance", thing=thing_name, services=["SSH"], max_lifetime=Duration.hours(2)
         )

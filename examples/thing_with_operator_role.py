@@ -3,10 +3,10 @@
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
-from constructs import Construct
+from cdk_secure_tunnel import SecureTunnel
 from tunnel_outputs import add_tunnel_outputs
 
-from cdk_secure_tunnel import SecureTunnel
+from constructs import Construct
 
 
 class ThingWithOperatorRoleStack(Stack):

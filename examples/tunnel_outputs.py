@@ -1,9 +1,9 @@
 """Stack outputs an operator wants for a tunnel: its id, the secret's ARN and how to read the token."""
 
 from aws_cdk import CfnOutput, Fn
-from constructs import Construct
-
 from cdk_secure_tunnel import SecureTunnel
+
+from constructs import Construct
 
 
 def add_tunnel_outputs(scope: Construct, tunnel: SecureTunnel) -> None:

@@ -5,15 +5,17 @@ Whatever runs the destination local proxy (a bootstrap script, a fleet agent) is
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
-from constructs import Construct
+from cdk_secure_tunnel import SecureTunnel
 from tunnel_outputs import add_tunnel_outputs
 
-from cdk_secure_tunnel import SecureTunnel
+from constructs import Construct
 
 
 class TunnelWithoutThingStack(Stack):
     def __init__(self, scope: Construct, construct_id: str) -> None:
-        super().__init__(scope, construct_id, description="A tunnel whose destination token is kept in a secret")
+        super().__init__(
+            scope, construct_id, description="A tunnel whose destination token is kept in a secret"
+        )
         device_agent = iam.Role(
             self,
             "DeviceAgent",

@@ -28,7 +28,7 @@ def normalize_assets(data: Any, path: Any = None) -> Any:
 @pytest.fixture(scope="session")
 def example_templates() -> dict[str, dict[str, Any]]:
     """Every example stack's template, synthesized once with cdk-nag's AwsSolutions checks applied."""
-    from app import build_app  # examples/app.py
+    from app import build_app  # noqa: PLC0415  (examples/app.py, imported once jsii has its Node)
 
     assembly = build_app().synth()
     return {stack.stack_name: stack.template for stack in assembly.stacks}

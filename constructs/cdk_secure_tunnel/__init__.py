@@ -17,7 +17,7 @@ def __getattr__(name: str) -> Any:
     # Imported on first use: aws_cdk starts a Node.js process, which cdk_secure_tunnel.testing (a pytest
     # plugin loaded in every test session) must not pay for.
     if name == "SecureTunnel":
-        from .secure_tunnel import SecureTunnel
+        from .secure_tunnel import SecureTunnel  # noqa: PLC0415
 
         return SecureTunnel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

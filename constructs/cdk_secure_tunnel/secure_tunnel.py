@@ -20,6 +20,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
+
 from constructs import Construct, IValidation
 
 from . import validation
@@ -92,10 +93,14 @@ class SecureTunnel(Construct):
             self._tags.set_tag(key, value)
         self.node.add_validation(_RenderedTagsCheck(self._tags))
 
-        self.source_token_secret: secretsmanager.ISecret = self._token_secret("SourceToken", "source", encryption_key)
+        self.source_token_secret: secretsmanager.ISecret = self._token_secret(
+            "SourceToken", "source", encryption_key
+        )
         keep_destination = store_destination_token if store_destination_token is not None else thing is None
         self.destination_token_secret: secretsmanager.ISecret | None = (
-            self._token_secret("DestinationToken", "destination", encryption_key) if keep_destination else None
+            self._token_secret("DestinationToken", "destination", encryption_key)
+            if keep_destination
+            else None
         )
 
         provider = TunnelProvider.of(self)

@@ -5,11 +5,13 @@ scoped by tags that name the stack, not by the ARNs of each tunnel or secret, so
 tunnels has the same handler policy as a stack with one.
 """
 
-from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations
+from typing import cast
+
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations, aws_lambda
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
+
 from constructs import Construct
 
 from .lambda_code import handler_code
@@ -19,7 +21,7 @@ from .validation import RESERVED_TAG_PREFIXES
 STACK_TAG = f"{RESERVED_TAG_PREFIXES[1]}stack-id"
 
 _ACKNOWLEDGMENTS = {
-    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (  # noqa: E501
         "The provider framework's own function role is built by aws-cdk-lib with this managed policy; it "
         "only grants writing the function's logs."
     ),
@@ -31,7 +33,7 @@ _ACKNOWLEDGMENTS = {
         "OpenTunnel names the destination thing; which things a stack targets is its template's choice, "
         "and the policy must not grow with the number of tunnels."
     ),
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]": (
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]": (  # noqa: E501
         "Writes are limited by condition to secrets tagged with this stack's id, which keeps the policy one "
         "statement however many tunnels the stack has."
     ),
@@ -90,11 +92,16 @@ class TunnelProvider(Construct):
             "Provider",
             on_event_handler=self.handler,
             log_group=logs.LogGroup(
-                self, "ProviderLogs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.DESTROY
+                self,
+                "ProviderLogs",
+                retention=logs.RetentionDays.ONE_YEAR,
+                removal_policy=RemovalPolicy.DESTROY,
             ),
         )
         self.service_token = self.provider.service_token
-        handler_id = Stack.of(self).resolve(Stack.of(self).get_logical_id(self.handler.node.default_child))
+        handler_id = Stack.of(self).resolve(
+            Stack.of(self).get_logical_id(cast(aws_lambda.CfnFunction, self.handler.node.default_child))
+        )
         Validations.of(self).acknowledge(
             *(Acknowledgment(id=rule, reason=reason) for rule, reason in _ACKNOWLEDGMENTS.items()),
             Acknowledgment(

@@ -54,10 +54,10 @@ def check_services(services: Sequence[str]) -> list[str]:
     return list(services)
 
 
-def check_max_lifetime(max_lifetime: Duration) -> int:
-    """The lifetime in whole minutes (the API's unit), or a token for an unresolved Duration."""
+def check_max_lifetime(max_lifetime: Duration) -> float:
+    """The lifetime in whole minutes (the API's unit), or a number token for an unresolved Duration."""
     if max_lifetime.is_unresolved():
-        return max_lifetime.to_minutes(integral=False)  # type: ignore[no-any-return]
+        return max_lifetime.to_minutes(integral=False)
     minutes = max_lifetime.to_minutes(integral=False)
     if minutes != int(minutes) or not 1 <= minutes <= MAX_LIFETIME_MINUTES:
         raise _fail(
@@ -102,13 +102,17 @@ def check_tags(tags: Mapping[str, str], parameter: str = "tags") -> dict[str, st
         if Token.is_unresolved(key):
             continue
         if not 1 <= len(key) <= 128 or not _is_tag_text(key):
-            raise _fail(
-                f"{parameter} key", key, "expected 1-128 letters, digits, spaces or _ . : / = + - @"
-            )
+            raise _fail(f"{parameter} key", key, "expected 1-128 letters, digits, spaces or _ . : / = + - @")
         if key.lower().startswith(RESERVED_TAG_PREFIXES):
-            raise _fail(f"{parameter} key", key, f"keys starting with {' or '.join(RESERVED_TAG_PREFIXES)} are reserved")
+            raise _fail(
+                f"{parameter} key",
+                key,
+                f"keys starting with {' or '.join(RESERVED_TAG_PREFIXES)} are reserved",
+            )
         if not Token.is_unresolved(value) and (len(value) > 256 or not _is_tag_text(value)):
             raise _fail(
-                f"{parameter} value of {key!r}", value, "expected 0-256 letters, digits, spaces or _ . : / = + - @"
+                f"{parameter} value of {key!r}",
+                value,
+                "expected 0-256 letters, digits, spaces or _ . : / = + - @",
             )
     return dict(tags)

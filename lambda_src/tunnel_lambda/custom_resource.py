@@ -10,7 +10,6 @@ rollback Update, a tunnel that expired, and tags edited by hand all converge on 
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, TypedDict
 
 from . import tunnels
@@ -65,7 +64,7 @@ def update(event: Event) -> Response:
     if mode:
         logger.info("Rotating %s tokens of tunnel %s", mode, tunnel.tunnel_id)
         tokens = tunnels.rotate(tunnel.tunnel_id, mode, spec)
-        store_tokens(tokens, spec, tunnel.tunnel_id, tunnel.tunnel_arn, tunnel.expires_at)
+        store_tokens(tokens, spec, tunnel)
     tunnels.sync_tags(tunnel, {**spec.tags, **owner.tags()})
     return _answer(tunnel.tunnel_id, tunnel.tunnel_arn)
 
@@ -81,7 +80,7 @@ def _open(spec: TunnelSpec, owner: Owner) -> Response:
     opened = tunnels.open_tunnel(spec, owner)
     logger.info("Opened tunnel %s", opened.tunnel_id)
     try:
-        store_tokens(opened.tokens, spec, opened.tunnel_id, opened.tunnel_arn, opened.expires_at)
+        store_tokens(opened.tokens, spec, opened)
     except BaseException:
         # CloudFormation never learns this tunnel's id when we fail (and the provider framework sends no
         # Delete after a failed Create), so a tunnel left open here would belong to no resource.
@@ -91,7 +90,9 @@ def _open(spec: TunnelSpec, owner: Owner) -> Response:
     return _answer(opened.tunnel_id, opened.tunnel_arn)
 
 
-def _mode_to_rotate(spec: TunnelSpec, old_spec: TunnelSpec, tunnel: tunnels.Tunnel) -> tunnels.ClientMode | None:
+def _mode_to_rotate(
+    spec: TunnelSpec, old_spec: TunnelSpec, tunnel: tunnels.Tunnel
+) -> tunnels.ClientMode | None:
     """Which tokens an in-place update must replace, if any.
 
     A new destination (thing or services) needs both: the device is notified again and the source must

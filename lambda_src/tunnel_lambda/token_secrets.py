@@ -10,35 +10,31 @@ same field names AWS IoT uses for the device's notification::
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
 
 from . import aws_clients
 from .tunnel_spec import TunnelSpec
+from .tunnels import TunnelRef
 
 
-def token_document(
-    mode: str, token: str, spec: TunnelSpec, tunnel_id: str, tunnel_arn: str, expires_at: datetime
-) -> str:
+def token_document(mode: str, token: str, spec: TunnelSpec, tunnel: TunnelRef) -> str:
     return json.dumps(
         {
             "clientAccessToken": token,
             "clientMode": mode.lower(),
-            "region": tunnel_arn.split(":")[3],
+            "region": tunnel.region,
             "services": list(spec.services),
             "thingName": spec.thing_name,
-            "tunnelId": tunnel_id,
-            "tunnelArn": tunnel_arn,
-            "expiresAt": expires_at.isoformat(timespec="seconds"),
+            "tunnelId": tunnel.tunnel_id,
+            "tunnelArn": tunnel.tunnel_arn,
+            "expiresAt": tunnel.expires_at.isoformat(timespec="seconds"),
         }
     )
 
 
-def store_tokens(
-    tokens: Mapping[str, str], spec: TunnelSpec, tunnel_id: str, tunnel_arn: str, expires_at: datetime
-) -> None:
+def store_tokens(tokens: Mapping[str, str], spec: TunnelSpec, tunnel: TunnelRef) -> None:
     """Write each token the spec has a secret for; tokens without a secret (a thing's) are dropped."""
     client = aws_clients.secrets()
     for mode, secret_arn in spec.secret_arns().items():
         if mode in tokens:
-            document = token_document(mode, tokens[mode], spec, tunnel_id, tunnel_arn, expires_at)
+            document = token_document(mode, tokens[mode], spec, tunnel)
             client.put_secret_value(SecretId=secret_arn, SecretString=document)

@@ -23,22 +23,28 @@ _TUNNEL_ID = re.compile(r"^[a-zA-Z0-9_\-+=:]{1,128}$")
 
 
 @dataclass(frozen=True)
-class Tunnel:
-    """What the handler needs to know about an existing tunnel."""
+class TunnelRef:
+    """What a token document says about the tunnel its token opens."""
 
     tunnel_id: str
     tunnel_arn: str
+    expires_at: datetime
+
+    @property
+    def region(self) -> str:
+        return self.tunnel_arn.split(":")[3]
+
+
+@dataclass(frozen=True)
+class Tunnel(TunnelRef):
+    """What the handler needs to know about an existing tunnel."""
+
     is_open: bool
     description: str | None
     thing_name: str | None
     services: tuple[str, ...]
     max_lifetime_minutes: int
     tags: Mapping[str, str]
-    expires_at: datetime
-
-    @property
-    def region(self) -> str:
-        return self.tunnel_arn.split(":")[3]
 
     @classmethod
     def from_description(cls, tunnel: "TunnelTypeDef") -> "Tunnel":
@@ -59,15 +65,8 @@ class Tunnel:
 
 
 @dataclass(frozen=True)
-class OpenedTunnel:
-    tunnel_id: str
-    tunnel_arn: str
+class OpenedTunnel(TunnelRef):
     tokens: Mapping[str, str]
-    expires_at: datetime
-
-    @property
-    def region(self) -> str:
-        return self.tunnel_arn.split(":")[3]
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -157,4 +156,3 @@ def sync_tags(tunnel: Tunnel, desired: Mapping[str, str]) -> None:
         client.untag_resource(resourceArn=tunnel.tunnel_arn, tagKeys=stale)
     if changed:
         client.tag_resource(resourceArn=tunnel.tunnel_arn, tags=_tag_list(changed))  # type: ignore[arg-type]
-

@@ -8,7 +8,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Match, Template
-
 from cdk_secure_tunnel import SecureTunnel
 
 
@@ -49,7 +48,9 @@ def test_defaults() -> None:
 
 
 def test_thing_name_keeps_the_destination_token_out_of_secrets() -> None:
-    template = synth(lambda stack: SecureTunnel(stack, "Tunnel", thing="pump-7", max_lifetime=Duration.hours(2)))
+    template = synth(
+        lambda stack: SecureTunnel(stack, "Tunnel", thing="pump-7", max_lifetime=Duration.hours(2))
+    )
     properties = tunnel_properties(template)
     assert properties["ThingName"] == "pump-7"
     assert properties["MaxLifetimeMinutes"] == 120
@@ -118,10 +119,16 @@ def test_attributes_and_grants() -> None:
             "Roles": [{"Ref": Match.string_like_regexp("Operator")}],
             "PolicyDocument": {
                 "Statement": [
-                    {"Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Effect": "Allow",
-                     "Resource": {"Ref": Match.string_like_regexp("SourceToken")}},
-                    {"Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Effect": "Allow",
-                     "Resource": {"Ref": Match.string_like_regexp("DestinationToken")}},
+                    {
+                        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                        "Effect": "Allow",
+                        "Resource": {"Ref": Match.string_like_regexp("SourceToken")},
+                    },
+                    {
+                        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                        "Effect": "Allow",
+                        "Resource": {"Ref": Match.string_like_regexp("DestinationToken")},
+                    },
                 ]
             },
         },
@@ -135,7 +142,9 @@ def test_customer_key_encrypts_secrets_and_the_handler_may_only_generate_data_ke
 
     template = synth(build)
     (key_id,) = template.find_resources("AWS::KMS::Key")
-    template.has_resource_properties("AWS::SecretsManager::Secret", {"KmsKeyId": {"Fn::GetAtt": [key_id, "Arn"]}})
+    template.has_resource_properties(
+        "AWS::SecretsManager::Secret", {"KmsKeyId": {"Fn::GetAtt": [key_id, "Arn"]}}
+    )
     kms_statements = [s for s in handler_statements(template) if str(s["Action"]).startswith("kms:")]
     assert kms_statements == [
         {"Action": "kms:GenerateDataKey", "Effect": "Allow", "Resource": {"Fn::GetAtt": [key_id, "Arn"]}}
@@ -151,7 +160,11 @@ def test_handler_may_only_call_tunnel_actions_and_write_this_stacks_secrets() ->
         "RotateTunnelTokens",
         "WriteThisStacksTokenSecrets",
     }
-    actions = [a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    actions = [
+        a
+        for s in statements.values()
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
     assert all(action.startswith("iot:") for action in actions if action != "secretsmanager:PutSecretValue")
     assert statements["OpenTunnelsTaggedWithThisStack"]["Condition"] == {
         "StringEquals": {"aws:RequestTag/cdk-secure-tunnel:stack-id": {"Ref": "AWS::StackId"}}
@@ -179,7 +192,11 @@ def test_handler_runs_python_with_a_bounded_timeout() -> None:
     template = synth(lambda stack: SecureTunnel(stack, "Tunnel"))
     template.has_resource_properties(
         "AWS::Lambda::Function",
-        {"Handler": "tunnel_lambda.custom_resource.on_event", "Runtime": Match.string_like_regexp("python3"), "Timeout": 300},
+        {
+            "Handler": "tunnel_lambda.custom_resource.on_event",
+            "Runtime": Match.string_like_regexp("python3"),
+            "Timeout": 300,
+        },
     )
 
 

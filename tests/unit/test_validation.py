@@ -5,7 +5,6 @@ import re
 import pytest
 from aws_cdk import App, Duration, Stack, Tags, Token
 from aws_cdk import aws_iam as iam
-
 from cdk_secure_tunnel import SecureTunnel
 
 
@@ -25,19 +24,31 @@ def stack() -> Stack:
         ({"services": ["SSH", "RDP", "HTTP", "VNC"]}, "a tunnel carries 1 to 3 services"),
         ({"services": ["SSH", "SSH"]}, "services: got ['SSH', 'SSH']; each service may appear only once"),
         ({"services": ["S SH"]}, "services: got 'S SH'; expected 1-128 characters"),
-        ({"max_lifetime": Duration.minutes(721)}, "max_lifetime: got '12 hours 1 minute'; expected whole minutes from 1 to 720"),
+        (
+            {"max_lifetime": Duration.minutes(721)},
+            "max_lifetime: got '12 hours 1 minute'; expected whole minutes from 1 to 720",
+        ),
         ({"max_lifetime": Duration.seconds(30)}, "max_lifetime: got '30 seconds'"),
         ({"max_lifetime": Duration.seconds(90)}, "max_lifetime: got '1 minute 30 seconds'"),
         ({"max_lifetime": Duration.days(1)}, "max_lifetime: got '1 day'"),
-        ({"description": ""}, "description: got ''; expected 1 to 2048 characters without control characters"),
+        (
+            {"description": ""},
+            "description: got ''; expected 1 to 2048 characters without control characters",
+        ),
         ({"description": "line\nbreak"}, "description: got 'line\\nbreak'"),
         ({"description": "x" * 2049}, "description: got 'xxx"),
-        ({"tags": {"aws:owner": "me"}}, "tags key: got 'aws:owner'; keys starting with aws: or cdk-secure-tunnel: are reserved"),
+        (
+            {"tags": {"aws:owner": "me"}},
+            "tags key: got 'aws:owner'; keys starting with aws: or cdk-secure-tunnel: are reserved",
+        ),
         ({"tags": {"cdk-secure-tunnel:stack-id": "x"}}, "are reserved"),
         ({"tags": {"": "x"}}, "tags key: got ''; expected 1-128 letters"),
         ({"tags": {"team!": "x"}}, "tags key: got 'team!'"),
         ({"tags": {"team": "a;b"}}, "tags value of 'team': got 'a;b'; expected 0-256"),
-        ({"tags": {f"k{i}": "v" for i in range(199)}}, "tags: got '199 tags'; a tunnel takes at most 198 tags of yours"),
+        (
+            {"tags": {f"k{i}": "v" for i in range(199)}},
+            "tags: got '199 tags'; a tunnel takes at most 198 tags of yours",
+        ),
     ],
 )
 def test_bad_props_raise_at_construction(stack: Stack, props: dict[str, object], message: str) -> None:
@@ -81,5 +92,7 @@ def test_tags_added_by_tags_of_are_checked_at_synth() -> None:
 def test_destination_token_grant_without_a_secret_explains_why(stack: Stack) -> None:
     tunnel = SecureTunnel(stack, "Tunnel", thing="pump-7")
     role = iam.Role(stack, "Role", assumed_by=iam.AccountRootPrincipal())
-    with pytest.raises(ValueError, match="stores no destination token, because AWS IoT delivers it to the thing"):
+    with pytest.raises(
+        ValueError, match="stores no destination token, because AWS IoT delivers it to the thing"
+    ):
         tunnel.grant_read_destination_token(role)
