@@ -1,0 +1,67 @@
+"""The wheel carries everything: installed into a clean venv, it synthesizes from any directory.
+
+Slow (it installs aws-cdk-lib into a new venv), so it runs once per test session.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+APP = """
+from aws_cdk import App, Stack
+from cdk_secure_tunnel import SecureTunnel
+
+app = App(outdir="cdk.out")
+SecureTunnel(Stack(app, "Elsewhere"), "Tunnel", thing="pump-7")
+app.synth()
+"""
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean venv with only the built wheel (and its dependencies) installed."""
+    work = tmp_path_factory.mktemp("packaging")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(work / "dist"), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (work / "dist").glob("*.whl")
+    venv.create(work / "venv", with_pip=True)
+    python = work / "venv" / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], check=True, capture_output=True)
+    return python
+
+
+@pytest.mark.slow
+def test_installed_wheel_synthesizes_outside_the_repository(
+    installed_wheel: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    subprocess.run([installed_wheel, "app.py"], cwd=tmp_path, check=True, capture_output=True, env=os.environ)
+    template = json.loads((tmp_path / "cdk.out" / "Elsewhere.template.json").read_text())
+    handler = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+                   and r["Properties"].get("Handler", "").startswith("tunnel_lambda."))
+    assets = json.loads((tmp_path / "cdk.out" / "Elsewhere.assets.json").read_text())["files"]
+    asset_dirs = [tmp_path / "cdk.out" / a["source"]["path"] for a in assets.values()]
+    assert any((d / "tunnel_lambda" / "custom_resource.py").is_file() for d in asset_dirs), handler
+
+
+def test_import_constructs_from_the_repository_root_is_the_library() -> None:
+    # constructs/ holds our package and must never shadow the `constructs` library.
+    assert not (ROOT / "constructs" / "__init__.py").exists()
+    result = subprocess.run(
+        [sys.executable, "-c", "import constructs; print(constructs.__file__, constructs.Construct)"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "site-packages" in result.stdout
