@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: setup synth test lint bench wheel clean
+.PHONY: setup app synth test lint bench wheel clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+# What cdk.json runs, so `npx cdk synth` sets itself up on a fresh clone too.
+app: setup
+	python examples/app.py
 
 synth: setup
 	cdk synth --quiet
