@@ -1,0 +1,271 @@
+"""The custom resource handler against real boto3 clients: the emulator for tunnels, moto for secrets.
+
+Each test calls ``on_event`` with CloudFormation-shaped events (every scalar a string, as CloudFormation
+passes them) and checks the service's state afterwards through boto3.
+"""
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from tunnel_lambda.custom_resource import on_event
+
+STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/Test/0f1e2d3c-aaaa-bbbb-cccc-000000000000"
+OWNER_TAGS = {"cdk-secure-tunnel:stack-id": STACK_ID, "cdk-secure-tunnel:logical-id": "Tunnel"}
+
+
+@pytest.fixture
+def aws(local_aws: Any) -> Any:
+    return local_aws
+
+
+@pytest.fixture
+def tunneling(aws: Any) -> Any:
+    return boto3.client("iotsecuretunneling")
+
+
+@pytest.fixture
+def secrets(aws: Any) -> Any:
+    return boto3.client("secretsmanager")
+
+
+@pytest.fixture
+def new_secret(secrets: Any) -> Callable[[], str]:
+    def create() -> str:
+        return secrets.create_secret(Name=f"token-{uuid.uuid4().hex[:8]}", SecretString="placeholder")["ARN"]  # type: ignore[no-any-return]
+
+    return create
+
+
+@pytest.fixture
+def props(new_secret: Callable[[], str]) -> dict[str, Any]:
+    return {
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:framework",
+        "ThingName": "pump-7",
+        "Services": ["SSH"],
+        "MaxLifetimeMinutes": "120",
+        "Description": "cdk-secure-tunnel Test/Tunnel in stack Test",
+        "SourceTokenSecretArn": new_secret(),
+        "Tags": [{"Key": "team", "Value": "ops"}],
+    }
+
+
+def event(request_type: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "RequestType": request_type,
+        "StackId": STACK_ID,
+        "RequestId": str(uuid.uuid4()),
+        "LogicalResourceId": "Tunnel",
+        "ResourceType": "Custom::SecureTunnel",
+        "ResponseURL": "https://example.invalid/",
+        "ResourceProperties": properties,
+        **extra,
+    }
+
+
+def update(physical_id: str, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    return on_event(event("Update", new, PhysicalResourceId=physical_id, OldResourceProperties=old))  # type: ignore[return-value]
+
+
+def document(secrets: Any, arn: str) -> dict[str, Any]:
+    return json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])  # type: ignore[no-any-return]
+
+
+def describe(tunneling: Any, tunnel_id: str) -> dict[str, Any]:
+    return tunneling.describe_tunnel(tunnelId=tunnel_id)["tunnel"]  # type: ignore[no-any-return]
+
+
+def tags_of(tunnel: dict[str, Any]) -> dict[str, str]:
+    return {tag["key"]: tag["value"] for tag in tunnel.get("tags", [])}
+
+
+def test_create_opens_a_tagged_tunnel_and_stores_only_the_source_token(
+    props: dict[str, Any], tunneling: Any, secrets: Any, tunnel_emulator: Any
+) -> None:
+    response = on_event(event("Create", props))
+
+    tunnel_id = response["PhysicalResourceId"]
+    assert set(response["Data"]) == {"TunnelId", "TunnelArn"}
+    tunnel = describe(tunneling, tunnel_id)
+    assert tunnel["status"] == "OPEN"
+    assert tunnel["destinationConfig"] == {"thingName": "pump-7", "services": ["SSH"]}
+    assert tunnel["timeoutConfig"] == {"maxLifetimeTimeoutMinutes": 120}
+    assert tags_of(tunnel) == {"team": "ops", **OWNER_TAGS}
+    stored = document(secrets, props["SourceTokenSecretArn"])
+    assert stored["clientMode"] == "source"
+    assert stored["tunnelId"] == tunnel_id
+    assert stored["tunnelArn"] == tunnel["tunnelArn"] == response["Data"]["TunnelArn"]
+    assert stored["region"] == "us-east-1"
+    assert stored["services"] == ["SSH"]
+    assert stored["thingName"] == "pump-7"
+    assert stored["expiresAt"]
+    assert len(stored["clientAccessToken"]) > 100
+    # The device's token went to the thing, as AWS IoT publishes it, and nowhere else.
+    (notification,) = tunnel_emulator.notifications("pump-7")
+    assert notification["clientMode"] == "destination"
+    assert notification["clientAccessToken"] not in json.dumps(response)
+
+
+def test_create_without_a_thing_stores_the_destination_token(
+    props: dict[str, Any], new_secret: Callable[[], str], secrets: Any
+) -> None:
+    del props["ThingName"]
+    props["DestinationTokenSecretArn"] = new_secret()
+    on_event(event("Create", props))
+    source = document(secrets, props["SourceTokenSecretArn"])
+    destination = document(secrets, props["DestinationTokenSecretArn"])
+    assert (source["clientMode"], destination["clientMode"]) == ("source", "destination")
+    assert source["clientAccessToken"] != destination["clientAccessToken"]
+    assert destination["thingName"] is None
+
+
+def test_create_closes_its_tunnel_when_the_token_cannot_be_stored(
+    props: dict[str, Any], tunneling: Any
+) -> None:
+    props["SourceTokenSecretArn"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        on_event(event("Create", props))
+    summaries = tunneling.list_tunnels()["tunnelSummaries"]
+    assert [summary["status"] for summary in summaries] == ["CLOSED"]
+
+
+def test_update_of_services_rotates_in_place_and_notifies_the_device_again(
+    props: dict[str, Any], tunneling: Any, secrets: Any, tunnel_emulator: Any
+) -> None:
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    before = document(secrets, props["SourceTokenSecretArn"])["clientAccessToken"]
+
+    changed = {**props, "Services": ["SSH", "HTTP"]}
+    response = update(tunnel_id, changed, props)
+
+    assert response["PhysicalResourceId"] == tunnel_id
+    assert describe(tunneling, tunnel_id)["destinationConfig"]["services"] == ["SSH", "HTTP"]
+    stored = document(secrets, props["SourceTokenSecretArn"])
+    assert stored["clientAccessToken"] != before
+    assert stored["services"] == ["SSH", "HTTP"]
+    assert [n["services"] for n in tunnel_emulator.notifications("pump-7")] == [["SSH"], ["SSH", "HTTP"]]
+
+
+def test_update_of_the_thing_rotates_in_place(
+    props: dict[str, Any], tunneling: Any, tunnel_emulator: Any
+) -> None:
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    response = update(tunnel_id, {**props, "ThingName": "pump-8"}, props)
+    assert response["PhysicalResourceId"] == tunnel_id
+    assert describe(tunneling, tunnel_id)["destinationConfig"]["thingName"] == "pump-8"
+    assert len(tunnel_emulator.notifications("pump-8")) == 1
+
+
+def test_update_of_tags_syncs_them_and_keeps_the_owner_tags(props: dict[str, Any], tunneling: Any) -> None:
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    changed = {**props, "Tags": [{"Key": "cost-center", "Value": "42"}]}
+    assert update(tunnel_id, changed, props)["PhysicalResourceId"] == tunnel_id
+    assert tags_of(describe(tunneling, tunnel_id)) == {"cost-center": "42", **OWNER_TAGS}
+
+
+def test_update_restores_owner_tags_removed_by_hand(props: dict[str, Any], tunneling: Any) -> None:
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    arn = describe(tunneling, tunnel_id)["tunnelArn"]
+    tunneling.untag_resource(resourceArn=arn, tagKeys=list(OWNER_TAGS))
+    update(tunnel_id, {**props, "Tags": []}, props)
+    assert tags_of(describe(tunneling, tunnel_id)) == OWNER_TAGS
+
+
+@pytest.mark.parametrize(
+    "change", [{"MaxLifetimeMinutes": "60"}, {"Description": "Vendor support"}], ids=["lifetime", "description"]
+)
+def test_update_the_api_cannot_apply_in_place_opens_a_new_tunnel(
+    change: dict[str, str], props: dict[str, Any], tunneling: Any, secrets: Any
+) -> None:
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    new_id = update(old_id, {**props, **change}, props)["PhysicalResourceId"]
+    assert new_id != old_id
+    assert document(secrets, props["SourceTokenSecretArn"])["tunnelId"] == new_id
+    # CloudFormation deletes the old one in its cleanup phase; until then it stays as it was.
+    assert describe(tunneling, old_id)["status"] == "OPEN"
+    on_event(event("Delete", props, PhysicalResourceId=old_id))
+    assert describe(tunneling, old_id)["status"] == "CLOSED"
+    assert describe(tunneling, new_id)["status"] == "OPEN"
+
+
+def test_update_of_a_tunnel_closed_by_hand_replaces_it(props: dict[str, Any], tunneling: Any) -> None:
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    tunneling.close_tunnel(tunnelId=old_id)
+    new_id = update(old_id, {**props, "Tags": []}, props)["PhysicalResourceId"]
+    assert new_id != old_id
+    assert describe(tunneling, new_id)["status"] == "OPEN"
+
+
+def test_update_of_a_tunnel_whose_record_is_gone_replaces_it(props: dict[str, Any], tunneling: Any) -> None:
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    tunneling.close_tunnel(tunnelId=old_id, delete=True)
+    assert update(old_id, props, props)["PhysicalResourceId"] != old_id
+
+
+def test_rollback_update_returns_to_the_old_configuration(props: dict[str, Any], tunneling: Any) -> None:
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    changed = {**props, "Services": ["RDP"], "Tags": []}
+    update(tunnel_id, changed, props)
+    # CloudFormation's rollback: the same resource, old and new properties swapped.
+    assert update(tunnel_id, props, changed)["PhysicalResourceId"] == tunnel_id
+    tunnel = describe(tunneling, tunnel_id)
+    assert tunnel["destinationConfig"]["services"] == ["SSH"]
+    assert tags_of(tunnel) == {"team": "ops", **OWNER_TAGS}
+
+
+def test_a_new_secret_gets_a_fresh_token_of_its_mode(
+    props: dict[str, Any], new_secret: Callable[[], str], secrets: Any
+) -> None:
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    changed = {**props, "SourceTokenSecretArn": new_secret(), "DestinationTokenSecretArn": new_secret()}
+    update(tunnel_id, changed, props)
+    assert document(secrets, changed["SourceTokenSecretArn"])["clientMode"] == "source"
+    assert document(secrets, changed["DestinationTokenSecretArn"])["clientMode"] == "destination"
+
+
+def test_unchanged_update_makes_no_write_call(props: dict[str, Any], tunnel_emulator: Any) -> None:
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    calls_before = len(tunnel_emulator.calls)
+    update(tunnel_id, props, props)
+    assert [call[0] for call in tunnel_emulator.calls[calls_before:]] == ["DescribeTunnel"]
+
+
+@pytest.mark.parametrize(
+    "physical_id",
+    ["AWSCDK::CustomResourceProviderFramework::CREATE_FAILED", "never-opened", "not a tunnel id!"],
+)
+def test_delete_of_what_was_never_opened_succeeds(props: dict[str, Any], physical_id: str) -> None:
+    assert on_event(event("Delete", props, PhysicalResourceId=physical_id))["PhysicalResourceId"] == physical_id
+
+
+def test_delete_closes_and_repeated_delete_succeeds(props: dict[str, Any], tunneling: Any) -> None:
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    on_event(event("Delete", props, PhysicalResourceId=tunnel_id))
+    on_event(event("Delete", props, PhysicalResourceId=tunnel_id))
+    assert describe(tunneling, tunnel_id)["status"] == "CLOSED"
+
+
+def test_throttling_is_retried(props: dict[str, Any], tunnel_emulator: Any, tunneling: Any) -> None:
+    tunnel_emulator.fail_next("OpenTunnel", times=2, error="ThrottlingException")
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    assert describe(tunneling, tunnel_id)["status"] == "OPEN"
+
+
+def test_no_token_reaches_any_log_record(
+    props: dict[str, Any], secrets: Any, tunnel_emulator: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    tokens = [document(secrets, props["SourceTokenSecretArn"])["clientAccessToken"]]
+    update(tunnel_id, {**props, "Services": ["RDP"]}, props)
+    tokens.append(document(secrets, props["SourceTokenSecretArn"])["clientAccessToken"])
+    tokens += [n["clientAccessToken"] for n in tunnel_emulator.notifications("pump-7")]
+    on_event(event("Delete", props, PhysicalResourceId=tunnel_id))
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Opened tunnel" in logged
+    assert not [token for token in tokens if token in logged]
