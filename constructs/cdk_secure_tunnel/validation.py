@@ -23,7 +23,7 @@ MAX_DESCRIPTION_LENGTH = 2048
 MAX_TAGS = 200
 # Tag keys the handler sets on every tunnel (see lambda_src/tunnel_lambda/tunnel_spec.py).
 RESERVED_TAG_PREFIXES = ("aws:", "cdk-secure-tunnel:")
-OWNER_TAG_COUNT = 2
+OWNER_TAG_COUNT = 3  # stack id, logical id, and the id of a replaced tunnel
 
 _NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _NAME_RULE = "1-128 characters of a-z, A-Z, 0-9, ':', '_' and '-'"

@@ -10,11 +10,12 @@ rollback Update, a tunnel that expired, and tags edited by hand all converge on 
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict
+from dataclasses import replace
+from typing import Any, NotRequired, TypedDict
 
 from . import tunnels
 from .token_secrets import store_tokens
-from .tunnel_spec import Owner, TunnelSpec
+from .tunnel_spec import REPLACES_TAG, Owner, TunnelSpec
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -31,7 +32,7 @@ class _Attributes(TypedDict):
 
 class Response(TypedDict):
     PhysicalResourceId: str
-    Data: _Attributes
+    Data: NotRequired[_Attributes]
 
 
 def on_event(event: Event, _context: object = None) -> Response:
@@ -46,7 +47,7 @@ def on_event(event: Event, _context: object = None) -> Response:
 
 
 def create(event: Event) -> Response:
-    return _open(TunnelSpec.from_properties(event["ResourceProperties"]), Owner.of_event(event))
+    return _open(TunnelSpec.from_properties(event["ResourceProperties"]), Owner.of_event(event).tags())
 
 
 def update(event: Event) -> Response:
@@ -56,28 +57,40 @@ def update(event: Event) -> Response:
     tunnel = tunnels.describe(event["PhysicalResourceId"])
     if tunnel is None or not tunnel.is_open:
         logger.info("Tunnel %s is closed or gone: opening a replacement", event["PhysicalResourceId"])
-        return _open(spec, owner)
+        return _open(spec, owner.tags())
     if (spec.max_lifetime_minutes, spec.description) != (tunnel.max_lifetime_minutes, tunnel.description):
         logger.info("Lifetime or description changed: replacing tunnel %s", tunnel.tunnel_id)
-        return _open(spec, owner)
+        return _open(spec, owner.tags_replacing(tunnel.tunnel_id))
     mode = _mode_to_rotate(spec, old_spec, tunnel)
     if mode:
         logger.info("Rotating %s tokens of tunnel %s", mode, tunnel.tunnel_id)
-        tokens = tunnels.rotate(tunnel.tunnel_id, mode, spec)
-        store_tokens(tokens, spec, tunnel)
+        store_tokens(tunnels.rotate(tunnel.tunnel_id, mode, spec), spec, tunnel)
     tunnels.sync_tags(tunnel, {**spec.tags, **owner.tags()})
     return _answer(tunnel.tunnel_id, tunnel.tunnel_arn)
 
 
 def delete(event: Event) -> Response:
     tunnel_id = event["PhysicalResourceId"]
+    tunnel = tunnels.describe(tunnel_id)
     tunnels.close(tunnel_id)
     logger.info("Closed tunnel %s", tunnel_id)
-    return {"PhysicalResourceId": tunnel_id, "Data": {"TunnelId": tunnel_id, "TunnelArn": ""}}
+    replaced = tunnel.tags.get(REPLACES_TAG) if tunnel else None
+    survivor = tunnels.describe(replaced) if replaced else None
+    if survivor is not None and survivor.is_open:
+        # A replacement is deleted while the tunnel it replaced is still open: CloudFormation rolled the
+        # update back and keeps the old tunnel, but the secrets hold the replacement's tokens.
+        logger.info("Update rolled back: fresh tokens for tunnel %s", survivor.tunnel_id)
+        _refresh_tokens(survivor, TunnelSpec.from_properties(event["ResourceProperties"]))
+    return {"PhysicalResourceId": tunnel_id}
 
 
-def _open(spec: TunnelSpec, owner: Owner) -> Response:
-    opened = tunnels.open_tunnel(spec, owner)
+def _refresh_tokens(tunnel: tunnels.Tunnel, spec: TunnelSpec) -> None:
+    as_it_is = replace(spec, thing_name=tunnel.thing_name, services=tunnel.services)
+    store_tokens(tunnels.rotate(tunnel.tunnel_id, "ALL", as_it_is), as_it_is, tunnel)
+
+
+def _open(spec: TunnelSpec, owner_tags: Mapping[str, str]) -> Response:
+    opened = tunnels.open_tunnel(spec, owner_tags)
     logger.info("Opened tunnel %s", opened.tunnel_id)
     try:
         store_tokens(opened.tokens, spec, opened)

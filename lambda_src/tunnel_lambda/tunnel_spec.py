@@ -19,7 +19,9 @@ MAX_LIFETIME_MINUTES = 720
 # Tag keys the handler owns on every tunnel: they tie a tunnel to the stack resource that opened it.
 OWNER_STACK_TAG = "cdk-secure-tunnel:stack-id"
 OWNER_RESOURCE_TAG = "cdk-secure-tunnel:logical-id"
-OWNER_TAG_KEYS = frozenset({OWNER_STACK_TAG, OWNER_RESOURCE_TAG})
+# On a tunnel opened to replace another: lets the Delete of a rolled-back replacement find the tunnel
+# CloudFormation keeps, whose tokens the secrets no longer hold.
+REPLACES_TAG = "cdk-secure-tunnel:replaces"
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,7 @@ class Owner:
 
     def tags(self) -> dict[str, str]:
         return {OWNER_STACK_TAG: self.stack_id, OWNER_RESOURCE_TAG: self.logical_id}
+
+    def tags_replacing(self, tunnel_id: str | None) -> dict[str, str]:
+        """The tags of a new tunnel, which replaces ``tunnel_id`` if there is one."""
+        return {**self.tags(), REPLACES_TAG: tunnel_id} if tunnel_id else self.tags()

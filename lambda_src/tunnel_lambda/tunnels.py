@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from . import aws_clients
-from .tunnel_spec import Owner, TunnelSpec
+from .tunnel_spec import TunnelSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_iotsecuretunneling.type_defs import TunnelTypeDef
@@ -73,14 +73,14 @@ def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": key, "value": value} for key, value in tags.items()]
 
 
-def open_tunnel(spec: TunnelSpec, owner: Owner) -> OpenedTunnel:
+def open_tunnel(spec: TunnelSpec, owner_tags: Mapping[str, str]) -> OpenedTunnel:
     """Open a tunnel for ``spec``, tagged with its owner in the same call so no tunnel is ever unowned."""
     # Taken before the call: the tunnel is created during it, so this never overstates the expiry.
     requested_at = datetime.now(UTC)
     arguments: dict[str, object] = {
         "destinationConfig": spec.destination_config(),
         "timeoutConfig": {"maxLifetimeTimeoutMinutes": spec.max_lifetime_minutes},
-        "tags": _tag_list({**spec.tags, **owner.tags()}),
+        "tags": _tag_list({**spec.tags, **owner_tags}),
     }
     if spec.description:
         arguments["description"] = spec.description

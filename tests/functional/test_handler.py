@@ -177,7 +177,9 @@ def test_update_restores_owner_tags_removed_by_hand(props: dict[str, Any], tunne
 
 
 @pytest.mark.parametrize(
-    "change", [{"MaxLifetimeMinutes": "60"}, {"Description": "Vendor support"}], ids=["lifetime", "description"]
+    "change",
+    [{"MaxLifetimeMinutes": "60"}, {"Description": "Vendor support"}],
+    ids=["lifetime", "description"],
 )
 def test_update_the_api_cannot_apply_in_place_opens_a_new_tunnel(
     change: dict[str, str], props: dict[str, Any], tunneling: Any, secrets: Any
@@ -240,7 +242,9 @@ def test_unchanged_update_makes_no_write_call(props: dict[str, Any], tunnel_emul
     ["AWSCDK::CustomResourceProviderFramework::CREATE_FAILED", "never-opened", "not a tunnel id!"],
 )
 def test_delete_of_what_was_never_opened_succeeds(props: dict[str, Any], physical_id: str) -> None:
-    assert on_event(event("Delete", props, PhysicalResourceId=physical_id))["PhysicalResourceId"] == physical_id
+    assert (
+        on_event(event("Delete", props, PhysicalResourceId=physical_id))["PhysicalResourceId"] == physical_id
+    )
 
 
 def test_delete_closes_and_repeated_delete_succeeds(props: dict[str, Any], tunneling: Any) -> None:
@@ -269,3 +273,36 @@ def test_no_token_reaches_any_log_record(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "Opened tunnel" in logged
     assert not [token for token in tokens if token in logged]
+
+
+def test_deleting_a_rolled_back_replacement_gives_the_kept_tunnel_fresh_tokens(
+    props: dict[str, Any], tunneling: Any, secrets: Any, tunnel_emulator: Any
+) -> None:
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    changed = {**props, "MaxLifetimeMinutes": "60"}
+    new_id = update(old_id, changed, props)["PhysicalResourceId"]
+    assert document(secrets, props["SourceTokenSecretArn"])["tunnelId"] == new_id
+
+    # The stack update failed elsewhere: CloudFormation keeps the old tunnel and deletes the new one.
+    on_event(event("Delete", changed, PhysicalResourceId=new_id))
+
+    stored = document(secrets, props["SourceTokenSecretArn"])
+    assert stored["tunnelId"] == old_id
+    assert tunnel_emulator.is_token_valid(stored["clientAccessToken"])
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [old_id]
+    assert (
+        tunnel_emulator.notifications("pump-7")[-1]["clientAccessToken"]
+        == tunnel_emulator.tunnel(old_id).destination_token
+    )
+
+
+def test_cleanup_delete_after_a_replacement_leaves_the_new_tunnels_tokens_alone(
+    props: dict[str, Any], secrets: Any, tunnel_emulator: Any
+) -> None:
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    new_id = update(old_id, {**props, "Description": "new"}, props)["PhysicalResourceId"]
+    token = document(secrets, props["SourceTokenSecretArn"])["clientAccessToken"]
+    on_event(event("Delete", props, PhysicalResourceId=old_id))
+    assert document(secrets, props["SourceTokenSecretArn"])["clientAccessToken"] == token
+    assert tunnel_emulator.is_token_valid(token)
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [new_id]

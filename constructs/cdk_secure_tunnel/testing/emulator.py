@@ -1,0 +1,234 @@
+"""TunnelEmulator: a local AWS IoT Secure Tunneling control plane that boto3 talks to unmodified.
+
+Usage (``local_aws``/``tunnel_emulator`` fixtures do the first two steps for pytest)::
+
+    emulator = TunnelEmulator(clock=ManualClock())
+    os.environ["AWS_ENDPOINT_URL_IOTSECURETUNNELING"] = emulator.start()  # http://127.0.0.1:<port>
+    client = boto3.client("iotsecuretunneling")
+    config = {"thingName": "pump-7", "services": ["SSH"]}
+    tunnel_id = client.open_tunnel(destinationConfig=config)["tunnelId"]
+    assert emulator.notifications("pump-7")[0]["clientMode"] == "destination"
+    emulator.clock.advance(hours=12)
+    assert emulator.tunnel(tunnel_id).status == "CLOSED"
+    emulator.stop()
+"""
+
+import copy
+import threading
+import time
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .clock import Clock, ManualClock, SystemClock
+from .errors import ServiceError
+from .faults import InjectedFailures, RateLimits
+from .tunnels import RequestContext, TunnelStore, TunnelView
+from .validation import service_model, validate, without_sensitive
+
+if TYPE_CHECKING:
+    from .server import EmulatorServer
+
+__all__ = ["Call", "ManualClock", "TunnelEmulator"]
+
+
+class Call(NamedTuple):
+    """One request the emulator received: the operation and its parameters (never a token)."""
+
+    operation: str
+    params: dict[str, Any]
+
+
+class TunnelEmulator:
+    """The service's state, its operations and the faults a test configures; ``start()`` serves it.
+
+    Everything is safe to change while the server runs: every request reads the settings anew.
+
+    - ``clock``: where tunnel times come from (``ManualClock`` to fast-forward lifetimes).
+    - ``max_open_tunnels``: OpenTunnel answers LimitExceededException past it (``None``: no limit).
+    - ``latency``: seconds each call waits before it is handled.
+    - ``region``: used for requests whose Authorization header names no SigV4 credential scope.
+    - ``account``: the account id in tunnel ARNs.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        max_open_tunnels: int | None = None,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        latency: float = 0.0,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.region = region
+        self.account = account
+        self.latency = latency
+        self._initial_settings = (max_open_tunnels, latency)
+        self._lock = threading.RLock()
+        self._store = TunnelStore(account, max_open_tunnels)
+        self._rate_limits = RateLimits()
+        self._failures = InjectedFailures()
+        self._calls: list[Call] = []
+        self._server: EmulatorServer | None = None
+
+    # -- serving ---------------------------------------------------------------------------------------------
+
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        """Serve on ``host:port`` (0: any free port) in a background thread; returns the endpoint URL."""
+        from .server import EmulatorServer  # noqa: PLC0415  (the HTTP layer is only needed to serve)
+
+        if self._server is not None:
+            raise RuntimeError(f"The emulator already serves on {self._server.endpoint}")
+        self._server = EmulatorServer(self, host, port)
+        self._server.start()
+        return self._server.endpoint
+
+    @property
+    def endpoint(self) -> str:
+        """The URL the emulator serves on (after ``start()``)."""
+        if self._server is None:
+            raise RuntimeError("The emulator is not started")
+        return self._server.endpoint
+
+    def stop(self) -> None:
+        """Stop serving (the state stays readable). Safe to call when not started."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+    def __enter__(self) -> "TunnelEmulator":
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- configuration ---------------------------------------------------------------------------------------
+
+    @property
+    def max_open_tunnels(self) -> int | None:
+        return self._store.max_open_tunnels
+
+    @max_open_tunnels.setter
+    def max_open_tunnels(self, limit: int | None) -> None:
+        with self._lock:
+            self._store.max_open_tunnels = limit
+
+    def limit_rate(self, operation: str | None, per_second: float | None, burst: float | None = None) -> None:
+        """Answer ThrottlingException to calls beyond ``per_second`` (a token bucket on real time).
+
+        ``operation=None`` limits all operations together; ``per_second=None`` removes the limit. ``burst``
+        is the bucket's size (default: one second's worth, at least 1).
+
+        >>> emulator.limit_rate("OpenTunnel", per_second=10)  # doctest: +SKIP
+        >>> emulator.limit_rate(None, per_second=None)  # doctest: +SKIP
+        """
+        self._check_operation(operation)
+        with self._lock:
+            self._rate_limits.set(operation, per_second, burst)
+
+    def fail_next(
+        self,
+        operation: str | None,
+        times: int = 1,
+        error: str = "ThrottlingException",
+        message: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``operation`` (``None``: any) with the error code ``error``.
+
+        The HTTP status defaults to AWS's for that code (400 for client errors such as ThrottlingException,
+        500 for InternalFailure, 503 for ServiceUnavailable). Failed calls change no state.
+
+        >>> emulator.fail_next("OpenTunnel", times=2, error="ThrottlingException")  # doctest: +SKIP
+        """
+        self._check_operation(operation)
+        failure = ServiceError(error, message or f"Injected {error}", status)
+        with self._lock:
+            self._failures.add(operation, failure, times)
+
+    def reset(self) -> None:
+        """Forget all tunnels, notifications, calls, rate limits and queued failures, and set
+        ``max_open_tunnels`` and ``latency`` back to the constructor's values. The clock stays.
+        """
+        max_open_tunnels, self.latency = self._initial_settings
+        with self._lock:
+            self._store = TunnelStore(self.account, max_open_tunnels)
+            self._rate_limits = RateLimits()
+            self._failures = InjectedFailures()
+            self._calls = []
+
+    # -- inspection ------------------------------------------------------------------------------------------
+
+    def tunnel(self, tunnel_id: str) -> TunnelView:
+        """A snapshot of one tunnel; KeyError once the service has forgotten it (or never knew it)."""
+        with self._lock:
+            self._store.expire(self.clock.now())
+            return self._store.view(tunnel_id)
+
+    def tunnels(self) -> list[TunnelView]:
+        """Snapshots of every tunnel the service still knows (open and closed, all regions), newest first."""
+        with self._lock:
+            self._store.expire(self.clock.now())
+            return self._store.views()
+
+    def open_tunnels(self) -> list[TunnelView]:
+        """Snapshots of the OPEN tunnels, newest first."""
+        return [view for view in self.tunnels() if view.status == "OPEN"]
+
+    def notifications(self, thing_name: str) -> list[dict[str, Any]]:
+        """The messages published to ``$aws/things/<thing_name>/tunnels/notify``, oldest first.
+
+        >>> emulator.notifications("pump-7")  # doctest: +SKIP
+        [{'clientAccessToken': '...', 'clientMode': 'destination', 'region': 'us-east-1', 'services': [...]}]
+        """
+        with self._lock:
+            return self._store.notifications(thing_name)
+
+    def is_token_valid(self, token: str) -> bool:
+        """Whether ``token`` is a current token of an OPEN tunnel (not rotated away, closed or expired)."""
+        with self._lock:
+            self._store.expire(self.clock.now())
+            return self._store.is_token_valid(token)
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every request received since the last reset, oldest first, failed and throttled ones included.
+
+        >>> [call.operation for call in emulator.calls]  # doctest: +SKIP
+        ['OpenTunnel', 'DescribeTunnel']
+        """
+        with self._lock:
+            return list(self._calls)
+
+    # -- handling --------------------------------------------------------------------------------------------
+
+    def handle(self, operation: str, params: Any, region: str | None = None) -> dict[str, Any]:
+        """Run one call as the service would; raises ServiceError with the error to answer.
+
+        The HTTP layer calls this; tests may too, to skip the wire.
+        """
+        if operation not in service_model().operation_names:
+            raise ServiceError("UnknownOperationException", f"Unknown operation {operation}")
+        logged = copy.deepcopy(without_sensitive(operation, params)) if isinstance(params, dict) else {}
+        with self._lock:
+            self._calls.append(Call(operation, logged))
+            latency = self.latency
+        if latency > 0:
+            time.sleep(latency)
+        with self._lock:
+            if not self._rate_limits.admit(operation):
+                raise ServiceError("ThrottlingException", "Rate exceeded")
+            failure = self._failures.next_for(operation)
+        if failure is not None:
+            raise failure
+        validate(operation, params)
+        with self._lock:
+            context = RequestContext(region=region or self.region, now=self.clock.now())
+            self._store.expire(context.now)
+            return self._store.handler(operation)(params, context)
+
+    @staticmethod
+    def _check_operation(operation: str | None) -> None:
+        if operation is not None and operation not in service_model().operation_names:
+            raise ValueError(f"{operation!r} is not an operation of AWS IoT Secure Tunneling")
