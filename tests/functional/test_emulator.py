@@ -738,3 +738,18 @@ def test_command_line_serves_until_terminated() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_fail_every_fails_every_other_call_until_reset(local_aws: Any, tunnel_emulator: Any) -> None:
+    client = boto3.client("iotsecuretunneling", config=Config(retries={"total_max_attempts": 1}))
+    tunnel_emulator.fail_every(None, every=2)
+    outcomes = []
+    for _ in range(4):
+        try:
+            client.list_tunnels()
+            outcomes.append("ok")
+        except ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+    assert outcomes == ["ThrottlingException", "ok", "ThrottlingException", "ok"]
+    tunnel_emulator.reset()
+    client.list_tunnels()

@@ -16,7 +16,7 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -45,7 +45,7 @@ def tunnel_handler() -> Handler:
         sys.path.insert(0, source)
     from tunnel_lambda.custom_resource import on_event  # noqa: PLC0415  (importable only once on sys.path)
 
-    return on_event  # type: ignore[return-value]
+    return on_event
 
 
 def _as_cloudformation_passes_it(value: Any) -> Any:
@@ -111,7 +111,6 @@ class LocalCloudFormation:
 
     def deploy(self, template: Template) -> None:
         """Create or update the stack to ``template``; on failure roll back and raise DeploymentFailed."""
-        old_template = self._template
         resources = template.get("Resources", {})
         created_secrets = [
             logical_id
@@ -120,9 +119,24 @@ class LocalCloudFormation:
         ]
         for logical_id in created_secrets:
             self._create_secret(logical_id, resources[logical_id])
+        replaced = self._apply_tunnels(template, created_secrets)
+        old_resources = self._template.get("Resources", {})
+        self._template = template
+        # Cleanup phase: replaced resources and resources no longer in the template are deleted.
+        for logical_id, before in replaced:
+            self._delete(logical_id, before)
+        for logical_id, resource in old_resources.items():
+            if logical_id in resources:
+                continue
+            if resource["Type"] == TUNNEL_TYPE:
+                self._delete(logical_id, self.tunnels.pop(logical_id))
+            elif resource["Type"] == "AWS::SecretsManager::Secret":
+                self._delete_secret(logical_id)
+
+    def _apply_tunnels(self, template: Template, created_secrets: list[str]) -> list[tuple[str, _Resource]]:
+        """Create and update the template's tunnels; the replaced resources are returned for cleanup."""
         done: list[tuple[str, _Resource | None]] = []  # (logical id, state before) for rollback
-        replaced: list[tuple[str, _Resource]] = []
-        for logical_id, resource in resources.items():
+        for logical_id, resource in template.get("Resources", {}).items():
             if resource["Type"] != TUNNEL_TYPE:
                 continue
             properties = self._resolve(resource.get("Properties", {}), template)
@@ -141,19 +155,12 @@ class LocalCloudFormation:
                     self.tunnels[logical_id] = _Resource(before.physical_id, properties)
                 self._roll_back(done, created_secrets)
                 raise DeploymentFailed(f"{self.stack_name}: {logical_id}: {error}") from error
-            if before is not None and self.tunnels[logical_id].physical_id != before.physical_id:
-                replaced.append((logical_id, before))
             done.append((logical_id, before))
-        self._template = template
-        # Cleanup phase: replaced resources and resources no longer in the template are deleted.
-        for logical_id, before in replaced:
-            self._delete(logical_id, before)
-        for logical_id, resource in old_template.get("Resources", {}).items():
-            if resource["Type"] == TUNNEL_TYPE and logical_id not in resources:
-                self._delete(logical_id, self.tunnels.pop(logical_id))
-        for logical_id, resource in old_template.get("Resources", {}).items():
-            if resource["Type"] == "AWS::SecretsManager::Secret" and logical_id not in resources:
-                self._delete_secret(logical_id)
+        return [
+            (logical_id, before)
+            for logical_id, before in done
+            if before is not None and self.tunnels[logical_id].physical_id != before.physical_id
+        ]
 
     def destroy(self) -> None:
         """Delete the stack: every tunnel resource (newest first), then the secrets."""
@@ -182,7 +189,8 @@ class LocalCloudFormation:
 
     def _create(self, logical_id: str, properties: dict[str, Any]) -> None:
         response = self._call(self._event("Create", logical_id, properties))
-        self.tunnels[logical_id] = _Resource(response["PhysicalResourceId"], properties, response.get("Data", {}))
+        data = response.get("Data", {})
+        self.tunnels[logical_id] = _Resource(response["PhysicalResourceId"], properties, data)
 
     def _update(self, logical_id: str, properties: dict[str, Any], before: _Resource) -> None:
         event = self._event("Update", logical_id, properties)
@@ -236,13 +244,16 @@ class LocalCloudFormation:
         self._secrets().delete_secret(SecretId=self.secrets.pop(logical_id), ForceDeleteWithoutRecovery=True)
 
     def _resolve(self, value: Any, template: Template) -> Any:
-        """Resolve the intrinsics a SecureTunnel template uses: Ref, Fn::GetAtt Arn, Fn::Join."""
+        """Resolve the intrinsics a SecureTunnel template uses: Ref, Fn::Join, and Fn::GetAtt (a fake ARN)."""
         if isinstance(value, list):
             return [self._resolve(item, template) for item in value]
         if not isinstance(value, dict):
             return value
         if set(value) == {"Ref"}:
             return self._ref(value["Ref"], template)
+        if set(value) == {"Fn::GetAtt"}:
+            logical_id, attribute = value["Fn::GetAtt"]
+            return f"arn:aws:local:{self.region}:{self.account}:{logical_id}/{attribute}"
         if set(value) == {"Fn::Join"}:
             separator, parts = value["Fn::Join"]
             return separator.join(str(self._resolve(part, template)) for part in parts)

@@ -147,6 +147,16 @@ class TunnelEmulator:
         with self._lock:
             self._failures.add(operation, failure, times)
 
+    def fail_every(self, operation: str | None, every: int = 2, error: str = "ThrottlingException") -> None:
+        """Answer the next call of ``operation`` (``None``: any), and every ``every``-th after it, with
+        ``error`` until ``reset()``: ``every=2`` fails every other call.
+
+        >>> emulator.fail_every(None, every=2, error="ThrottlingException")  # doctest: +SKIP
+        """
+        self._check_operation(operation)
+        with self._lock:
+            self._failures.add_periodic(operation, ServiceError(error, f"Injected {error}"), every)
+
     def reset(self) -> None:
         """Forget all tunnels, notifications, calls, rate limits and queued failures, and set
         ``max_open_tunnels`` and ``latency`` back to the constructor's values. The clock stays.

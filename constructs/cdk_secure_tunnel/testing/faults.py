@@ -66,6 +66,12 @@ class InjectedFailures:
     """Errors queued for the next calls of an operation (or, under ``None``, of any operation)."""
 
     queued: dict[str | None, deque[ServiceError]] = field(default_factory=dict)
+    periodic: dict[str | None, "PeriodicFailure"] = field(default_factory=dict)
+
+    def add_periodic(self, operation: str | None, error: ServiceError, every: int) -> None:
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        self.periodic[operation] = PeriodicFailure(every, error)
 
     def add(self, operation: str | None, error: ServiceError, times: int) -> None:
         if times < 0:
@@ -77,4 +83,20 @@ class InjectedFailures:
             queue = self.queued.get(key)
             if queue:
                 return queue.popleft()
+        for key in (operation, None):
+            if key in self.periodic:
+                return self.periodic[key].next_call()
         return None
+
+
+@dataclass
+class PeriodicFailure:
+    """Fails the first call and every ``every``-th one after it."""
+
+    every: int
+    error: ServiceError
+    seen: int = 0
+
+    def next_call(self) -> ServiceError | None:
+        self.seen += 1
+        return self.error if (self.seen - 1) % self.every == 0 else None
