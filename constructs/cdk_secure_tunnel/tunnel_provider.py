@@ -82,8 +82,9 @@ class TunnelProvider(Construct):
             role=self.handler_role,
             log_group=handler_logs,
             memory_size=256,
-            # Retries of a throttled call back off for up to 20 s each; 5 minutes leaves room for all.
-            timeout=Duration.minutes(5),
+            # Room for a call's whole retry budget twice (see tunnel_lambda/aws_clients.py), below the
+            # provider framework's own 15 minutes.
+            timeout=Duration.minutes(10),
             description="cdk-secure-tunnel: IoT secure tunnel custom resource handler",
         )
         self._grant_tunneling()

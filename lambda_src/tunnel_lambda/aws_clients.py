@@ -5,10 +5,11 @@ point the handler at local services without any hook in this code.
 """
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_iotsecuretunneling import IoTSecureTunnelingClient
@@ -16,17 +17,31 @@ if TYPE_CHECKING:
 
 # Adaptive mode retries throttling with backoff and also slows the shared client down to the rate the
 # service accepts, so a burst of tunnels in one stack converges instead of retrying in lockstep.
-# Ten attempts with botocore's 20 s backoff cap stay far inside the handler's 5 minute timeout.
+# Worst case for one call: 8 attempts of at most 5 + 10 s, and 7 backoffs of at most 20 s, about 260 s.
+# The handler's 10 minute timeout (TunnelProvider) covers a failed write followed by the close that
+# cleans up after it, so the handler always answers rather than being cut off.
 _RETRYING = Config(
-    retries={"mode": "adaptive", "max_attempts": 10},
+    retries={"mode": "adaptive", "max_attempts": 8},
     connect_timeout=5,
-    read_timeout=20,
+    read_timeout=10,
 )
+
+
+def _fail_fast_on_quota(response: Any = None, operation: Any = None, **_: Any) -> None:
+    """OpenTunnel's LimitExceededException is the account's open-tunnel quota, which backing off does not
+    change; botocore counts it as throttling and would retry it for a minute before failing the deploy."""
+    if response is None:
+        return
+    parsed = response[1]
+    if parsed.get("Error", {}).get("Code") == "LimitExceededException":
+        raise ClientError(parsed, operation.name)
 
 
 @cache
 def tunneling() -> "IoTSecureTunnelingClient":
-    return boto3.client("iotsecuretunneling", config=_RETRYING)
+    client = boto3.client("iotsecuretunneling", config=_RETRYING)
+    client.meta.events.register_first("needs-retry.iotsecuretunneling.OpenTunnel", _fail_fast_on_quota)
+    return client
 
 
 @cache

@@ -41,14 +41,16 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_installed_wheel_synthesizes_outside_the_repository(
-    installed_wheel: Path, tmp_path: Path
-) -> None:
+def test_installed_wheel_synthesizes_outside_the_repository(installed_wheel: Path, tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(APP)
     subprocess.run([installed_wheel, "app.py"], cwd=tmp_path, check=True, capture_output=True, env=os.environ)
     template = json.loads((tmp_path / "cdk.out" / "Elsewhere.template.json").read_text())
-    handler = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
-                   and r["Properties"].get("Handler", "").startswith("tunnel_lambda."))
+    handler = next(
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler", "").startswith("tunnel_lambda.")
+    )
     assets = json.loads((tmp_path / "cdk.out" / "Elsewhere.assets.json").read_text())["files"]
     asset_dirs = [tmp_path / "cdk.out" / a["source"]["path"] for a in assets.values()]
     assert any((d / "tunnel_lambda" / "custom_resource.py").is_file() for d in asset_dirs), handler

@@ -195,7 +195,7 @@ def test_handler_runs_python_with_a_bounded_timeout() -> None:
         {
             "Handler": "tunnel_lambda.custom_resource.on_event",
             "Runtime": Match.string_like_regexp("python3"),
-            "Timeout": 300,
+            "Timeout": 600,
         },
     )
 

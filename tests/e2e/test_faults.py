@@ -1,0 +1,187 @@
+"""The fault matrix: each row ends in a defined stack state, with no tunnel open that no resource owns and
+no token in any log record."""
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from aws_cdk import Duration
+from cdk_secure_tunnel import SecureTunnel
+from cdk_secure_tunnel.testing import TunnelEmulator
+from cdk_secure_tunnel.testing.cloudformation import DeploymentFailed, LocalCloudFormation
+from lifecycle import assert_stack_consistent, template_with, templates_with, tunnel_ids
+from tunnel_lambda import custom_resource
+
+TEMPLATE = {"thing": "pump-7", "services": ["SSH"], "max_lifetime": Duration.hours(1)}
+
+
+class LambdaKilled(BaseException):
+    """The Lambda runtime ending the handler mid-call, which no ``except Exception`` sees."""
+
+
+@pytest.fixture(autouse=True)
+def no_token_in_logs(
+    local_aws: Any, tunnel_emulator: TunnelEmulator, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    caplog.set_level(logging.DEBUG)
+    yield
+    tokens = {
+        token
+        for view in tunnel_emulator.tunnels()
+        for token in (view.source_token, view.destination_token, *view.revoked_tokens)
+    }
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert tokens
+    assert not [token for token in tokens if token in logged]
+
+
+def test_throttling_on_every_other_call(tunnel_emulator: TunnelEmulator) -> None:
+    tunnel_emulator.fail_every(None, every=2, error="ThrottlingException")
+    before, after = template_with(**TEMPLATE), template_with(**{**TEMPLATE, "services": ["SSH", "RDP"]})
+    cloudformation = LocalCloudFormation()
+    cloudformation.deploy(before)
+    cloudformation.deploy(after)
+    assert_stack_consistent(cloudformation, after, tunnel_emulator)
+    cloudformation.destroy()
+    assert tunnel_emulator.open_tunnels() == []
+
+
+@pytest.mark.slow
+def test_burst_of_100_tunnels_against_10_requests_per_second(tunnel_emulator: TunnelEmulator) -> None:
+    tunnel_emulator.limit_rate(None, per_second=10)
+    secrets = boto3.client("secretsmanager")
+    events = [
+        {
+            "RequestType": "Create",
+            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/Burst/1",
+            "RequestId": str(uuid.uuid4()),
+            "LogicalResourceId": f"Tunnel{index}",
+            "ResourceType": "Custom::SecureTunnel",
+            "ResourceProperties": {
+                "ThingName": f"device-{index}",
+                "Services": ["SSH"],
+                "SourceTokenSecretArn": secrets.create_secret(Name=f"burst-{index}", SecretString="-")["ARN"],
+            },
+        }
+        for index in range(100)
+    ]
+    failures: list[BaseException] = []
+
+    def create(event: dict[str, Any]) -> None:
+        try:
+            custom_resource.on_event(event)
+        except Exception as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=create, args=(event,)) for event in events]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(tunnel_emulator.open_tunnels()) == 100
+    # 100 OpenTunnel calls at 10 per second, after the first second's burst.
+    assert time.monotonic() - started >= 9
+
+
+def test_secret_write_fails_after_open_tunnel(
+    tunnel_emulator: TunnelEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_write(*_: Any) -> None:
+        raise RuntimeError("Secrets Manager is unavailable")
+
+    template = template_with(**TEMPLATE)
+    cloudformation = LocalCloudFormation()
+    with monkeypatch.context() as patch:
+        patch.setattr(custom_resource, "store_tokens", failing_write)
+        with pytest.raises(DeploymentFailed, match="Secrets Manager is unavailable"):
+            cloudformation.deploy(template)
+    # Create failed and was rolled back: the tunnel it opened was closed by the handler itself.
+    assert tunnel_emulator.open_tunnels() == []
+    assert cloudformation.tunnels == {}
+    cloudformation.deploy(template)
+    assert_stack_consistent(cloudformation, template, tunnel_emulator)
+
+
+def test_handler_dies_after_open_tunnel_then_cloudformation_rolls_back_or_retries(
+    tunnel_emulator: TunnelEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def killed(*_: Any) -> None:
+        raise LambdaKilled
+
+    template = template_with(**TEMPLATE)
+    cloudformation = LocalCloudFormation()
+    with monkeypatch.context() as patch:
+        patch.setattr(custom_resource, "store_tokens", killed)
+        with pytest.raises(LambdaKilled):
+            cloudformation.deploy(template)
+    assert tunnel_emulator.open_tunnels() == []
+    # The retry (the next deployment) creates the resource as if nothing had happened.
+    cloudformation.deploy(template)
+    assert_stack_consistent(cloudformation, template, tunnel_emulator)
+
+
+@pytest.mark.parametrize("how", ["expired", "closed by hand"])
+def test_tunnel_gone_before_update_and_delete(how: str, tunnel_emulator: TunnelEmulator) -> None:
+    before, after = template_with(**TEMPLATE), template_with(**{**TEMPLATE, "tags": {"team": "ops"}})
+    cloudformation = LocalCloudFormation()
+    cloudformation.deploy(before)
+    (logical_id,) = tunnel_ids(before)
+    first = cloudformation.physical_id(logical_id)
+
+    def lose_tunnel() -> None:
+        if how == "expired":
+            tunnel_emulator.clock.advance(hours=1, minutes=1)
+        else:
+            boto3.client("iotsecuretunneling").close_tunnel(tunnelId=cloudformation.physical_id(logical_id))
+
+    lose_tunnel()
+    cloudformation.deploy(after)
+    assert cloudformation.physical_id(logical_id) != first
+    assert_stack_consistent(cloudformation, after, tunnel_emulator)
+
+    lose_tunnel()
+    cloudformation.destroy()
+    assert tunnel_emulator.open_tunnels() == []
+
+
+def test_open_tunnel_limit_reached(tunnel_emulator: TunnelEmulator) -> None:
+    tunnel_emulator.max_open_tunnels = 1
+    template = templates_with(
+        lambda stack: [
+            SecureTunnel(stack, "First", thing="pump-1"),
+            SecureTunnel(stack, "Second", thing="pump-2"),
+        ]
+    )
+    cloudformation = LocalCloudFormation()
+    with pytest.raises(DeploymentFailed, match="LimitExceededException"):
+        cloudformation.deploy(template)
+    # The first tunnel was created, then deleted by the rollback.
+    assert tunnel_emulator.open_tunnels() == []
+    assert len(tunnel_emulator.tunnels()) == 1
+
+
+def test_tags_removed_by_hand(tunnel_emulator: TunnelEmulator) -> None:
+    before, after = template_with(**TEMPLATE), template_with(**{**TEMPLATE, "tags": {"team": "ops"}})
+    cloudformation = LocalCloudFormation()
+    cloudformation.deploy(before)
+    (logical_id,) = tunnel_ids(before)
+    tunnel_id = cloudformation.physical_id(logical_id)
+    client = boto3.client("iotsecuretunneling")
+    arn = client.describe_tunnel(tunnelId=tunnel_id)["tunnel"]["tunnelArn"]
+    client.untag_resource(resourceArn=arn, tagKeys=list(tunnel_emulator.tunnel(tunnel_id).tags))
+
+    cloudformation.deploy(after)
+    assert cloudformation.physical_id(logical_id) == tunnel_id
+    assert_stack_consistent(cloudformation, after, tunnel_emulator)
+    assert tunnel_emulator.tunnel(tunnel_id).tags["team"] == "ops"
+
+    client.untag_resource(resourceArn=arn, tagKeys=list(tunnel_emulator.tunnel(tunnel_id).tags))
+    cloudformation.destroy()
+    assert tunnel_emulator.open_tunnels() == []
