@@ -18,7 +18,7 @@ def template_with(**props: Any) -> dict[str, Any]:
 def templates_with(build: Callable[[Stack], object]) -> dict[str, Any]:
     stack = Stack(App(), "Lifecycle")
     build(stack)
-    return Template.from_stack(stack).to_json()  # type: ignore[no-any-return]
+    return dict(Template.from_stack(stack).to_json())
 
 
 def secret_ids(template: dict[str, Any], tunnel_logical_id: str) -> dict[str, str]:

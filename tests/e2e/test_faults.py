@@ -165,6 +165,8 @@ def test_open_tunnel_limit_reached(tunnel_emulator: TunnelEmulator) -> None:
     # The first tunnel was created, then deleted by the rollback.
     assert tunnel_emulator.open_tunnels() == []
     assert len(tunnel_emulator.tunnels()) == 1
+    # A quota is not a rate: the second OpenTunnel failed at once instead of backing off for a minute.
+    assert [call.operation for call in tunnel_emulator.calls].count("OpenTunnel") == 2
 
 
 def test_tags_removed_by_hand(tunnel_emulator: TunnelEmulator) -> None:
