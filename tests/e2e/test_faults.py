@@ -15,13 +15,14 @@ from cdk_secure_tunnel import SecureTunnel
 from cdk_secure_tunnel.testing import TunnelEmulator
 from cdk_secure_tunnel.testing.cloudformation import DeploymentFailed, LocalCloudFormation
 from lifecycle import assert_stack_consistent, template_with, templates_with, tunnel_ids
-from tunnel_lambda import custom_resource
+from tunnel_lambda import aws_clients, custom_resource
 
 TEMPLATE = {"thing": "pump-7", "services": ["SSH"], "max_lifetime": Duration.hours(1)}
 
 
-class LambdaKilled(BaseException):
-    """The Lambda runtime ending the handler mid-call, which no ``except Exception`` sees."""
+class LambdaAborted(BaseException):
+    """An abort from outside the handler's own logic (as the runtime's own exceptions are), which no
+    ``except Exception`` sees. A process killed outright runs no clean-up at all: see the README."""
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +39,31 @@ def no_token_in_logs(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert tokens
     assert not [token for token in tokens if token in logged]
+
+
+class SecretWrites:
+    """Breaks and mends the handler's PutSecretValue calls at its client, whatever the handler's structure."""
+
+    EVENT = "before-call.secrets-manager.PutSecretValue"
+
+    def __init__(self) -> None:
+        self.events = aws_clients.secrets().meta.events
+
+    def fail_with(self, error: BaseException) -> None:
+        def fail(**_: Any) -> None:
+            raise error
+
+        self.events.register(self.EVENT, fail, unique_id="test-fault")
+
+    def mend(self) -> None:
+        self.events.unregister(self.EVENT, unique_id="test-fault")
+
+
+@pytest.fixture
+def secret_writes() -> Iterator[SecretWrites]:
+    writes = SecretWrites()
+    yield writes
+    writes.mend()
 
 
 def test_throttling_on_every_other_call(tunnel_emulator: TunnelEmulator) -> None:
@@ -91,37 +117,36 @@ def test_burst_of_100_tunnels_against_10_requests_per_second(tunnel_emulator: Tu
 
 
 def test_secret_write_fails_after_open_tunnel(
-    tunnel_emulator: TunnelEmulator, monkeypatch: pytest.MonkeyPatch
+    tunnel_emulator: TunnelEmulator, secret_writes: SecretWrites
 ) -> None:
-    def failing_write(*_: Any) -> None:
-        raise RuntimeError("Secrets Manager is unavailable")
-
     template = template_with(**TEMPLATE)
     cloudformation = LocalCloudFormation()
-    with monkeypatch.context() as patch:
-        patch.setattr(custom_resource, "store_tokens", failing_write)
-        with pytest.raises(DeploymentFailed, match="Secrets Manager is unavailable"):
-            cloudformation.deploy(template)
+    secret_writes.fail_with(RuntimeError("Secrets Manager is unavailable"))
+    with pytest.raises(DeploymentFailed, match="Secrets Manager is unavailable"):
+        cloudformation.deploy(template)
     # Create failed and was rolled back: the tunnel it opened was closed by the handler itself.
     assert tunnel_emulator.open_tunnels() == []
     assert cloudformation.tunnels == {}
+    aws_clients.secrets().meta.events.unregister(
+        "before-call.secrets-manager.PutSecretValue", unique_id="test-fault"
+    )
     cloudformation.deploy(template)
     assert_stack_consistent(cloudformation, template, tunnel_emulator)
 
 
-def test_handler_dies_after_open_tunnel_then_cloudformation_rolls_back_or_retries(
-    tunnel_emulator: TunnelEmulator, monkeypatch: pytest.MonkeyPatch
+def test_handler_aborted_after_open_tunnel_then_cloudformation_rolls_back_or_retries(
+    tunnel_emulator: TunnelEmulator, secret_writes: SecretWrites
 ) -> None:
-    def killed(*_: Any) -> None:
-        raise LambdaKilled
-
     template = template_with(**TEMPLATE)
     cloudformation = LocalCloudFormation()
-    with monkeypatch.context() as patch:
-        patch.setattr(custom_resource, "store_tokens", killed)
-        with pytest.raises(LambdaKilled):
-            cloudformation.deploy(template)
+    secret_writes.fail_with(LambdaAborted())
+    with pytest.raises(LambdaAborted):
+        cloudformation.deploy(template)
+    # Create failed: the provider framework passes no Delete on, so the handler's own clean-up is all.
     assert tunnel_emulator.open_tunnels() == []
+    aws_clients.secrets().meta.events.unregister(
+        "before-call.secrets-manager.PutSecretValue", unique_id="test-fault"
+    )
     # The retry (the next deployment) creates the resource as if nothing had happened.
     cloudformation.deploy(template)
     assert_stack_consistent(cloudformation, template, tunnel_emulator)
