@@ -5,7 +5,7 @@ scoped by tags that name the stack, not by the ARNs of each tunnel or secret, so
 tunnels has the same handler policy as a stack with one.
 """
 
-from typing import cast
+from typing import TypeVar, cast
 
 from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations, aws_lambda
 from aws_cdk import aws_iam as iam
@@ -14,11 +14,31 @@ from aws_cdk import custom_resources as cr
 
 from constructs import Construct
 
-from .lambda_code import handler_code
+from .lambda_code import python_function
 from .validation import RESERVED_TAG_PREFIXES
 
 # The tag that ties tunnels and token secrets to their stack (see lambda_src/tunnel_lambda/tunnel_spec.py).
 STACK_TAG = f"{RESERVED_TAG_PREFIXES[1]}stack-id"
+
+_Shared = TypeVar("_Shared", bound=Construct)
+
+
+def stack_singleton(cls: type[_Shared], scope: Construct, construct_id: str) -> _Shared:
+    """The stack's one ``cls`` construct under ``construct_id``, created on first use.
+
+    The id is a contract: CloudFormation refuses a new ServiceToken for an existing custom resource.
+    """
+    stack = Stack.of(scope)
+    existing = stack.node.try_find_child(construct_id)
+    if isinstance(existing, cls):
+        return existing
+    return cls(stack, construct_id)
+
+
+def arn(service: str, resource: str) -> str:
+    """An ARN in this stack's partition, region and account."""
+    return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
 
 _ACKNOWLEDGMENTS = {
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (  # noqa: E501
@@ -39,7 +59,7 @@ _ACKNOWLEDGMENTS = {
     ),
     "AwsSolutions-L1": (
         "The provider framework's Node.js runtime is fixed by aws-cdk-lib; the tunnel handler itself runs "
-        "the newest Python runtime."
+        "Python 3.14, the newest runtime aws-cdk-lib knows."
     ),
 }
 
@@ -55,39 +75,22 @@ class TunnelProvider(Construct):
 
     @classmethod
     def of(cls, scope: Construct) -> "TunnelProvider":
-        stack = Stack.of(scope)
-        existing = stack.node.try_find_child(cls.CONSTRUCT_ID)
-        if isinstance(existing, TunnelProvider):
-            return existing
-        return cls(stack, cls.CONSTRUCT_ID)
+        return stack_singleton(cls, scope, cls.CONSTRUCT_ID)
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.handler_role = iam.Role(
+        self.handler_role, self.handler = python_function(
             self,
-            "HandlerRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Opens, rotates and closes this stack's IoT secure tunnels",
-        )
-        handler_logs = logs.LogGroup(
-            self, "HandlerLogs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.DESTROY
-        )
-        self.handler = aws_lambda.Function(
-            self,
-            "HandlerFunction",
-            runtime=aws_lambda.Runtime.PYTHON_3_13,
-            architecture=aws_lambda.Architecture.ARM_64,
+            "Handler",
             handler="tunnel_lambda.custom_resource.on_event",
-            code=handler_code(),
-            role=self.handler_role,
-            log_group=handler_logs,
-            memory_size=256,
+            description="cdk-secure-tunnel: IoT secure tunnel custom resource handler",
+            role_description="Opens, rotates and closes this stack's IoT secure tunnels",
             # Room for a call's whole retry budget twice (see tunnel_lambda/aws_clients.py), below the
             # provider framework's own 15 minutes.
             timeout=Duration.minutes(10),
-            description="cdk-secure-tunnel: IoT secure tunnel custom resource handler",
         )
         self._grant_tunneling()
+        self._renewal_allowed = False
         self.provider = cr.Provider(
             self,
             "Provider",
@@ -111,8 +114,28 @@ class TunnelProvider(Construct):
             ),
         )
 
-    def _arn(self, service: str, resource: str) -> str:
-        return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+    def allow_renewal(self) -> None:
+        """What the handler needs once a tunnel of the stack renews: Update reads the current tunnel's id
+        from its source secret, and Delete lists the tunnels that renewed the resource to close them.
+        """
+        if self._renewal_allowed:
+            return
+        self._renewal_allowed = True
+        self.handler_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadThisStacksTokenSecrets",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[arn("secretsmanager", "secret:*")],
+                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": Aws.STACK_ID}},
+            )
+        )
+        self.handler_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FindRenewedTunnels",
+                actions=["iot:ListTunnels"],
+                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
+            )
+        )
 
     def _grant_tunneling(self) -> None:
         stack_tag = {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": Aws.STACK_ID}}
@@ -120,7 +143,7 @@ class TunnelProvider(Construct):
             iam.PolicyStatement(
                 sid="OpenTunnelsTaggedWithThisStack",
                 actions=["iot:OpenTunnel"],
-                resources=[self._arn("iot", "tunnel/*"), self._arn("iot", "thing/*")],
+                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
                 conditions=stack_tag,
             )
         )
@@ -133,7 +156,7 @@ class TunnelProvider(Construct):
                     "iot:TagResource",
                     "iot:UntagResource",
                 ],
-                resources=[self._arn("iot", "tunnel/*")],
+                resources=[arn("iot", "tunnel/*")],
             )
         )
         self.handler_role.add_to_policy(
@@ -141,14 +164,14 @@ class TunnelProvider(Construct):
                 sid="RotateTunnelTokens",
                 actions=["iot:RotateTunnelAccessToken"],
                 # A destination rotation names the thing that AWS IoT notifies.
-                resources=[self._arn("iot", "tunnel/*"), self._arn("iot", "thing/*")],
+                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
             )
         )
         self.handler_role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteThisStacksTokenSecrets",
                 actions=["secretsmanager:PutSecretValue"],
-                resources=[self._arn("secretsmanager", "secret:*")],
+                resources=[arn("secretsmanager", "secret:*")],
                 conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": Aws.STACK_ID}},
             )
         )

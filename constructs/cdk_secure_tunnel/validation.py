@@ -21,6 +21,9 @@ MAX_SERVICES = 3
 MAX_LIFETIME_MINUTES = 720
 MAX_DESCRIPTION_LENGTH = 2048
 MAX_TAGS = 200
+# Secrets Manager's rotation rules: rate() in hours or days, at most every 4 hours, at least every 1000 days.
+MIN_ROTATION_HOURS = 4
+MAX_ROTATION_DAYS = 1000
 # Tag keys the handler sets on every tunnel (see lambda_src/tunnel_lambda/tunnel_spec.py).
 RESERVED_TAG_PREFIXES = ("aws:", "cdk-secure-tunnel:")
 OWNER_TAG_COUNT = 3  # stack id, logical id, and the id of a replaced tunnel
@@ -116,3 +119,39 @@ def check_tags(tags: Mapping[str, str], parameter: str = "tags") -> dict[str, st
                 "expected 0-256 letters, digits, spaces or _ . : / = + - @",
             )
     return dict(tags)
+
+
+def check_rotate_every(rotate_every: Duration) -> str:
+    """Secrets Manager's rotation rule for the interval: a ``rate()`` in whole hours or whole days.
+
+    >>> check_rotate_every(Duration.hours(8)), check_rotate_every(Duration.days(30))
+    ('rate(8 hours)', 'rate(30 days)')
+    """
+    if rotate_every.is_unresolved():
+        try:
+            return f"rate({rotate_every.to_hours()} hours)"
+        # A token Duration converts only to the unit it was made in.
+        except Exception:
+            return f"rate({rotate_every.to_days()} days)"
+    hours = rotate_every.to_hours(integral=False)
+    if hours == int(hours) and MIN_ROTATION_HOURS <= hours < 24:
+        return f"rate({int(hours)} hours)"
+    days = hours / 24
+    if days == int(days) and 1 <= days <= MAX_ROTATION_DAYS:
+        return "rate(1 day)" if days == 1 else f"rate({int(days)} days)"
+    raise _fail(
+        "rotate_every",
+        rotate_every.to_human_string(),
+        f"expected whole hours from {MIN_ROTATION_HOURS} to 23 or whole days from 1 to {MAX_ROTATION_DAYS} "
+        "(Secrets Manager rotates at most every 4 hours)",
+    )
+
+
+def check_renewed_lifetime(lifetime_minutes: float, minimum: int) -> None:
+    """Renewal opens the next tunnel some minutes before the current one ends, so lifetimes need room."""
+    if not Token.is_unresolved(lifetime_minutes) and lifetime_minutes < minimum:
+        raise _fail(
+            "max_lifetime",
+            f"{lifetime_minutes:g} minutes",
+            f"renew=True needs at least {minimum} minutes, to open the next tunnel before this one ends",
+        )

@@ -4,6 +4,10 @@ Create opens a tunnel and stores its tokens; Update changes what the API can cha
 a new tunnel (a new physical id, so CloudFormation deletes the old one) for what it cannot; Delete closes
 the tunnel. The physical id is the tunnel id, so ``Ref`` gives the tunnel id.
 
+With ``renew`` on, the physical id stays the resource's first tunnel while renewal opens its successors
+(see ``renewal``): Update acts on the current one, found through the source secret, and Delete closes
+every open tunnel linked to the physical id.
+
 Decisions compare the properties with the tunnel as it is, not with the old properties: that way a
 rollback Update, a tunnel that expired, and tags edited by hand all converge on what the template says.
 """
@@ -13,9 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, NotRequired, TypedDict
 
-from . import tunnels
-from .token_secrets import store_tokens
-from .tunnel_spec import REPLACES_TAG, Owner, TunnelSpec
+from . import renewal, tunnels
+from .token_secrets import open_and_store, refresh_renewal, store_tokens
+from .tunnel_spec import RENEWS_TAG, REPLACES_TAG, Owner, Renewal, TunnelSpec
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -47,26 +51,37 @@ def on_event(event: Event, _context: object = None) -> Response:
 
 
 def create(event: Event) -> Response:
-    return _open(TunnelSpec.from_properties(event["ResourceProperties"]), Owner.of_event(event).tags())
+    owner = Owner.of_event(event)
+    return _open(TunnelSpec.from_properties(event["ResourceProperties"]), owner, owner.tags())
 
 
 def update(event: Event) -> Response:
     spec = TunnelSpec.from_properties(event["ResourceProperties"])
     old_spec = TunnelSpec.from_properties(event["OldResourceProperties"])
     owner = Owner.of_event(event)
-    tunnel = tunnels.describe(event["PhysicalResourceId"])
+    physical_id = event["PhysicalResourceId"]
+    if spec.renew or old_spec.renew:
+        tunnel = renewal.current_tunnel(physical_id, old_spec.source_secret_arn)
+    else:
+        tunnel = tunnels.describe(physical_id)
     if tunnel is None or not tunnel.is_open:
-        logger.info("Tunnel %s is closed or gone: opening a replacement", event["PhysicalResourceId"])
-        return _open(spec, owner.tags())
+        logger.info("Tunnel %s is closed or gone: opening a replacement", physical_id)
+        return _open(spec, owner, owner.tags())
     if (spec.max_lifetime_minutes, spec.description) != (tunnel.max_lifetime_minutes, tunnel.description):
         logger.info("Lifetime or description changed: replacing tunnel %s", tunnel.tunnel_id)
-        return _open(spec, owner.tags_replacing(tunnel.tunnel_id))
+        return _open(spec, owner, owner.tags_replacing(tunnel.tunnel_id))
+    record = Renewal(spec, owner, physical_id) if spec.renew else None
     mode = _mode_to_rotate(spec, old_spec, tunnel)
     if mode:
         logger.info("Rotating %s tokens of tunnel %s", mode, tunnel.tunnel_id)
-        store_tokens(tunnels.rotate(tunnel.tunnel_id, mode, spec), spec, tunnel)
-    tunnels.sync_tags(tunnel, {**spec.tags, **owner.tags()})
-    return _answer(tunnel.tunnel_id, tunnel.tunnel_arn)
+        store_tokens(tunnels.rotate(tunnel.tunnel_id, mode, spec), spec, tunnel, record)
+    elif spec.renew or old_spec.renew:
+        refresh_renewal(spec, record)
+    renewed = tunnel.tunnel_id != physical_id
+    owner_tags = owner.tags_renewing(physical_id) if renewed else owner.tags()
+    tunnels.sync_tags(tunnel, {**spec.tags, **owner_tags})
+    # Ref and TunnelArn keep naming the resource's first tunnel; the secrets name the current one.
+    return _answer(physical_id, tunnel.tunnel_arn.rpartition("/")[0] + "/" + physical_id)
 
 
 def delete(event: Event) -> Response:
@@ -74,32 +89,33 @@ def delete(event: Event) -> Response:
     tunnel = tunnels.describe(tunnel_id)
     tunnels.close(tunnel_id)
     logger.info("Closed tunnel %s", tunnel_id)
+    spec = TunnelSpec.from_properties(event["ResourceProperties"])
+    if spec.renew:
+        for renewed_id in renewal.close_renewals(tunnel_id, spec, Owner.of_event(event)):
+            logger.info("Closed tunnel %s, which renewed %s", renewed_id, tunnel_id)
     replaced = tunnel.tags.get(REPLACES_TAG) if tunnel else None
     survivor = tunnels.describe(replaced) if replaced else None
     if survivor is not None and survivor.is_open:
         # A replacement is deleted while the tunnel it replaced is still open: CloudFormation rolled the
         # update back and keeps the old tunnel, but the secrets hold the replacement's tokens.
         logger.info("Update rolled back: fresh tokens for tunnel %s", survivor.tunnel_id)
-        _refresh_tokens(survivor, TunnelSpec.from_properties(event["ResourceProperties"]))
+        _refresh_tokens(survivor, spec, Owner.of_event(event))
     return {"PhysicalResourceId": tunnel_id}
 
 
-def _refresh_tokens(tunnel: tunnels.Tunnel, spec: TunnelSpec) -> None:
+def _refresh_tokens(tunnel: tunnels.Tunnel, spec: TunnelSpec, owner: Owner) -> None:
     as_it_is = replace(spec, thing_name=tunnel.thing_name, services=tunnel.services)
-    store_tokens(tunnels.rotate(tunnel.tunnel_id, "ALL", as_it_is), as_it_is, tunnel)
+    # The survivor may itself be a renewal: its record must keep naming the resource's first tunnel.
+    resource_tunnel_id = tunnel.tags.get(RENEWS_TAG, tunnel.tunnel_id)
+    record = Renewal(as_it_is, owner, resource_tunnel_id) if spec.renew else None
+    store_tokens(tunnels.rotate(tunnel.tunnel_id, "ALL", as_it_is), as_it_is, tunnel, record)
 
 
-def _open(spec: TunnelSpec, owner_tags: Mapping[str, str]) -> Response:
-    opened = tunnels.open_tunnel(spec, owner_tags)
+def _open(spec: TunnelSpec, owner: Owner, owner_tags: Mapping[str, str]) -> Response:
+    # On failure open_and_store closes the tunnel again: CloudFormation never learns its id when we fail
+    # (and the provider framework sends no Delete after a failed Create).
+    opened = open_and_store(spec, owner, owner_tags)
     logger.info("Opened tunnel %s", opened.tunnel_id)
-    try:
-        store_tokens(opened.tokens, spec, opened)
-    except BaseException:
-        # CloudFormation never learns this tunnel's id when we fail (and the provider framework sends no
-        # Delete after a failed Create), so a tunnel left open here would belong to no resource.
-        logger.error("Storing the tokens failed: closing tunnel %s", opened.tunnel_id)
-        tunnels.close(opened.tunnel_id)
-        raise
     return _answer(opened.tunnel_id, opened.tunnel_arn)
 
 

@@ -12,7 +12,7 @@ lenient about types and ignores keys it does not know.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 MAX_LIFETIME_MINUTES = 720
 
@@ -22,6 +22,27 @@ OWNER_RESOURCE_TAG = "cdk-secure-tunnel:logical-id"
 # On a tunnel opened to replace another: lets the Delete of a rolled-back replacement find the tunnel
 # CloudFormation keeps, whose tokens the secrets no longer hold.
 REPLACES_TAG = "cdk-secure-tunnel:replaces"
+# On a tunnel opened by renewal: the resource's physical id (its first tunnel), which Delete closes with
+# every open tunnel linked to it.
+RENEWS_TAG = "cdk-secure-tunnel:renews"
+
+
+class Destination(Protocol):
+    """Where a tunnel leads: a ``TunnelSpec`` (what the template asks) or a described ``Tunnel``."""
+
+    @property
+    def services(self) -> tuple[str, ...]: ...
+
+    @property
+    def thing_name(self) -> str | None: ...
+
+
+def destination_config(destination: Destination) -> dict[str, Any]:
+    """The API's destinationConfig; AWS IoT notifies the thing whenever a call carries one with a thing."""
+    config: dict[str, Any] = {"services": list(destination.services)}
+    if destination.thing_name:
+        config["thingName"] = destination.thing_name
+    return config
 
 
 @dataclass(frozen=True)
@@ -33,6 +54,7 @@ class TunnelSpec:
     description: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     destination_secret_arn: str | None = None
+    renew: bool = False
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> "TunnelSpec":
@@ -44,13 +66,27 @@ class TunnelSpec:
             description=properties.get("Description") or None,
             tags={str(tag["Key"]): str(tag["Value"]) for tag in properties.get("Tags") or ()},
             destination_secret_arn=properties.get("DestinationTokenSecretArn") or None,
+            renew=str(properties.get("Renew", "")).lower() == "true",
         )
 
+    def to_properties(self) -> dict[str, Any]:
+        """The properties ``from_properties`` reads back into this spec, as CloudFormation would pass them."""
+        properties: dict[str, Any] = {
+            "Services": list(self.services),
+            "MaxLifetimeMinutes": str(self.max_lifetime_minutes),
+            "SourceTokenSecretArn": self.source_secret_arn,
+            "Tags": [{"Key": key, "Value": value} for key, value in self.tags.items()],
+            "Renew": str(self.renew).lower(),
+        }
+        optional = {
+            "ThingName": self.thing_name,
+            "Description": self.description,
+            "DestinationTokenSecretArn": self.destination_secret_arn,
+        }
+        return properties | {key: value for key, value in optional.items() if value}
+
     def destination_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"services": list(self.services)}
-        if self.thing_name:
-            config["thingName"] = self.thing_name
-        return config
+        return destination_config(self)
 
     def secret_arns(self) -> dict[str, str]:
         """The secret each client mode's token goes to, keyed by the API's client mode."""
@@ -77,3 +113,41 @@ class Owner:
     def tags_replacing(self, tunnel_id: str | None) -> dict[str, str]:
         """The tags of a new tunnel, which replaces ``tunnel_id`` if there is one."""
         return {**self.tags(), REPLACES_TAG: tunnel_id} if tunnel_id else self.tags()
+
+    def tags_renewing(self, resource_tunnel_id: str) -> dict[str, str]:
+        """The tags of a tunnel opened by renewal, linked to the resource's first tunnel."""
+        return {**self.tags(), RENEWS_TAG: resource_tunnel_id}
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """What renewal needs to open a resource's next tunnel, kept beside the tokens in the secrets.
+
+    The secrets are the one durable place that outlives every tunnel (closed tunnels vanish from the
+    service after hours), so each token document carries this record while ``renew`` is on.
+
+    >>> spec = TunnelSpec(services=("SSH",), max_lifetime_minutes=60, source_secret_arn="arn:src")
+    >>> record = Renewal(spec, Owner("stack", "Tunnel"), resource_tunnel_id="t-1").to_json()
+    >>> Renewal.from_json(record) == Renewal(spec, Owner("stack", "Tunnel"), "t-1")
+    True
+    """
+
+    spec: TunnelSpec
+    owner: Owner
+    resource_tunnel_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resourceTunnelId": self.resource_tunnel_id,
+            "stackId": self.owner.stack_id,
+            "logicalResourceId": self.owner.logical_id,
+            "properties": self.spec.to_properties(),
+        }
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> "Renewal":
+        return cls(
+            spec=TunnelSpec.from_properties(record["properties"]),
+            owner=Owner(stack_id=str(record["stackId"]), logical_id=str(record["logicalResourceId"])),
+            resource_tunnel_id=str(record["resourceTunnelId"]),
+        )

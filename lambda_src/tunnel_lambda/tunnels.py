@@ -5,7 +5,7 @@ writes straight to Secrets Manager; nothing here logs a response.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from . import aws_clients
-from .tunnel_spec import TunnelSpec
+from .tunnel_spec import Destination, TunnelSpec, destination_config
 
 if TYPE_CHECKING:
-    from mypy_boto3_iotsecuretunneling.type_defs import TunnelTypeDef
+    from mypy_boto3_iotsecuretunneling.type_defs import TunnelSummaryTypeDef, TunnelTypeDef
 
 ClientMode = Literal["SOURCE", "DESTINATION", "ALL"]
 _TUNNEL_ID = re.compile(r"^[a-zA-Z0-9_\-+=:]{1,128}$")
@@ -124,7 +124,7 @@ def close(tunnel_id: str) -> None:
             raise
 
 
-def rotate(tunnel_id: str, mode: ClientMode, spec: TunnelSpec) -> dict[str, str]:
+def rotate(tunnel_id: str, mode: ClientMode, destination: Destination) -> dict[str, str]:
     """New tokens for ``mode``, keyed SOURCE/DESTINATION; the old ones of that mode stop working.
 
     Destination rotations resend the destination config, which makes AWS IoT deliver the new token to
@@ -137,7 +137,7 @@ def rotate(tunnel_id: str, mode: ClientMode, spec: TunnelSpec) -> dict[str, str]
         response = client.rotate_tunnel_access_token(
             tunnelId=tunnel_id,
             clientMode=mode,
-            destinationConfig=spec.destination_config(),  # type: ignore[arg-type]
+            destinationConfig=destination_config(destination),  # type: ignore[arg-type]
         )
     tokens = {}
     if "sourceAccessToken" in response:
@@ -145,6 +145,21 @@ def rotate(tunnel_id: str, mode: ClientMode, spec: TunnelSpec) -> dict[str, str]
     if "destinationAccessToken" in response:
         tokens["DESTINATION"] = response["destinationAccessToken"]
     return tokens
+
+
+def summaries(thing_name: str | None = None) -> "Iterator[TunnelSummaryTypeDef]":
+    """Every tunnel of the region (of ``thing_name`` only, if given), newest first.
+
+    botocore has no paginator for ListTunnels, so this follows nextToken itself.
+    """
+    client = aws_clients.tunneling()
+    arguments: dict[str, str] = {"thingName": thing_name} if thing_name else {}
+    while True:
+        page = client.list_tunnels(maxResults=100, **arguments)
+        yield from page.get("tunnelSummaries", [])
+        if not page.get("nextToken"):
+            return
+        arguments["nextToken"] = page["nextToken"]
 
 
 def sync_tags(tunnel: Tunnel, desired: Mapping[str, str]) -> None:

@@ -153,7 +153,16 @@ def test_customer_key_encrypts_secrets_and_the_handler_may_only_generate_data_ke
 
 def test_handler_may_only_call_tunnel_actions_and_write_this_stacks_secrets() -> None:
     template = synth(lambda stack: SecureTunnel(stack, "Tunnel"))
-    statements = {statement["Sid"]: statement for statement in handler_statements(template)}
+    (log_key,) = [key for key in template.find_resources("AWS::Logs::LogGroup") if "HandlerLogs" in key]
+    # Writing its own log group is the only permission outside the named statements.
+    assert [s for s in handler_statements(template) if "Sid" not in s] == [
+        {
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [log_key, "Arn"]},
+        }
+    ]
+    statements = {s["Sid"]: s for s in handler_statements(template) if "Sid" in s}
     assert set(statements) == {
         "OpenTunnelsTaggedWithThisStack",
         "ManageTunnels",

@@ -56,6 +56,14 @@ OPTION_SETS: dict[str, Callable[[Stack], object]] = {
     "cfn_thing": _cfn_thing,
     "every_option": _everything,
     "two_tunnels_share_one_handler": lambda stack: [SecureTunnel(stack, f"Tunnel{i}") for i in range(2)],
+    "rotation_and_renewal": lambda stack: SecureTunnel(
+        stack,
+        "Tunnel",
+        thing="pump-7",
+        max_lifetime=Duration.hours(2),
+        rotate_every=Duration.hours(8),
+        renew=True,
+    ),
 }
 
 

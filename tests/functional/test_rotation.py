@@ -1,0 +1,109 @@
+"""Secrets Manager rotation of the token secrets, against the emulator and moto.
+
+Each resource is created through the custom resource handler, then rotated the way Secrets Manager drives
+the upkeep function: createSecret, setSecret, testSecret, finishSecret with one ClientRequestToken.
+"""
+
+from typing import Any
+
+import pytest
+from tunnel_lambda.rotation import RotationError
+from upkeep_support import create, document, properties, rotate, stages
+
+pytestmark = pytest.mark.usefixtures("local_aws")
+
+
+def test_rotation_replaces_the_source_token_and_leaves_one_current_version(tunnel_emulator: Any) -> None:
+    props = properties()
+    tunnel_id = create(props)
+    before = document(props["SourceTokenSecretArn"])
+
+    rotate(props["SourceTokenSecretArn"])
+
+    after = document(props["SourceTokenSecretArn"])
+    assert after["clientAccessToken"] != before["clientAccessToken"]
+    unchanged = ("clientMode", "tunnelId", "tunnelArn", "region", "services", "thingName")
+    assert {key: after[key] for key in unchanged} == {key: before[key] for key in unchanged}
+    assert tunnel_emulator.is_token_valid(after["clientAccessToken"])
+    assert not tunnel_emulator.is_token_valid(before["clientAccessToken"])
+    assert stages(props["SourceTokenSecretArn"]) == ["AWSCURRENT", "AWSPREVIOUS"]
+    # A source rotation leaves the device's token and the thing alone.
+    assert len(tunnel_emulator.notifications("pump-7")) == 1
+    assert tunnel_emulator.tunnel(tunnel_id).status == "OPEN"
+
+
+def test_rotating_the_destination_secret_notifies_the_device_of_the_new_token(tunnel_emulator: Any) -> None:
+    props = properties(destination=True)
+    create(props)
+
+    rotate(props["DestinationTokenSecretArn"])
+
+    stored = document(props["DestinationTokenSecretArn"])
+    assert stored["clientMode"] == "destination"
+    opened, rotated = tunnel_emulator.notifications("pump-7")
+    assert rotated["clientAccessToken"] == stored["clientAccessToken"] != opened["clientAccessToken"]
+    assert rotated["services"] == ["SSH"]
+
+
+def test_a_spent_token_is_replaced_by_each_rotation(tunnel_emulator: Any) -> None:
+    props = properties()
+    tunnel_id = create(props)
+    tokens = [document(props["SourceTokenSecretArn"])["clientAccessToken"]]
+    for _ in range(2):  # the operator connected with each token, then needed another
+        rotate(props["SourceTokenSecretArn"])
+        tokens.append(document(props["SourceTokenSecretArn"])["clientAccessToken"])
+    assert len(set(tokens)) == 3
+    assert set(tokens[:2]) <= tunnel_emulator.tunnel(tunnel_id).revoked_tokens
+    assert tunnel_emulator.is_token_valid(tokens[2])
+
+
+def test_a_retried_create_secret_stores_the_token_it_already_issued(tunnel_emulator: Any) -> None:
+    props = properties()
+    create(props)
+    arn = props["SourceTokenSecretArn"]
+    version = rotate(arn, steps=("createSecret",))
+    pending = document(arn, VersionId=version, VersionStage="AWSPENDING")
+
+    rotate(arn, steps=("createSecret",), version=version)
+
+    assert document(arn, VersionId=version, VersionStage="AWSPENDING") == pending
+    assert [call.operation for call in tunnel_emulator.calls].count("RotateTunnelAccessToken") == 1
+    rotate(arn, steps=("setSecret", "testSecret", "finishSecret"), version=version)
+    assert document(arn)["clientAccessToken"] == pending["clientAccessToken"]
+    assert "AWSPENDING" not in stages(arn)
+
+
+def test_rotation_of_a_closed_tunnel_fails_clearly_and_leaves_nothing_pending(tunnel_emulator: Any) -> None:
+    props = properties()
+    create(props)
+    before = document(props["SourceTokenSecretArn"])
+    tunnel_emulator.clock.advance(minutes=60)  # the tunnel's lifetime ends
+
+    with pytest.raises(RotationError, match=r"has closed .* deploy the stack .* renew=True"):
+        rotate(props["SourceTokenSecretArn"])
+
+    assert document(props["SourceTokenSecretArn"]) == before
+    assert "AWSPENDING" not in stages(props["SourceTokenSecretArn"])
+
+
+def test_rotation_before_the_first_token_says_the_stack_is_not_deployed() -> None:
+    props = properties()  # the secret still holds the construct's placeholder
+    with pytest.raises(RotationError, match="holds no token yet"):
+        rotate(props["SourceTokenSecretArn"])
+    assert "AWSPENDING" not in stages(props["SourceTokenSecretArn"])
+
+
+def test_rotation_of_a_closed_tunnel_with_renewal_opens_the_next_one(tunnel_emulator: Any) -> None:
+    props = properties(renew=True)
+    first_id = create(props)
+    tunnel_emulator.clock.advance(minutes=60)
+
+    rotate(props["SourceTokenSecretArn"])
+
+    stored = document(props["SourceTokenSecretArn"])
+    (current,) = tunnel_emulator.open_tunnels()
+    assert stored["tunnelId"] == current.tunnel_id != first_id
+    assert current.tags["cdk-secure-tunnel:renews"] == first_id
+    assert tunnel_emulator.is_token_valid(stored["clientAccessToken"])
+    assert stages(props["SourceTokenSecretArn"]).count("AWSCURRENT") == 1
+    assert "AWSPENDING" not in stages(props["SourceTokenSecretArn"])

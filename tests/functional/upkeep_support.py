@@ -1,0 +1,79 @@
+"""Helpers for the rotation and renewal tests: tagged secrets, resources created through the handler, and
+Secrets Manager's side of a rotation.
+
+Secrets Manager would invoke the upkeep function itself; here each step is called the way it would be,
+with ``{"Step", "SecretId", "ClientRequestToken"}``.
+"""
+
+import json
+import uuid
+from typing import Any
+
+import boto3
+from test_handler import STACK_ID, event
+from tunnel_lambda.custom_resource import on_event
+from tunnel_lambda.upkeep import handle
+
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+STACK_TAG = "cdk-secure-tunnel:stack-id"
+RENEW_TAG = "cdk-secure-tunnel:renew"
+
+
+def new_secret(renew: bool = False) -> str:
+    """A token secret as the construct creates it: the placeholder value and the stack's tags."""
+    tags = [{"Key": STACK_TAG, "Value": STACK_ID}] + ([{"Key": RENEW_TAG, "Value": "true"}] if renew else [])
+    created = boto3.client("secretsmanager").create_secret(
+        Name=f"token-{uuid.uuid4().hex[:8]}", SecretString="placeholder", Tags=tags
+    )
+    return str(created["ARN"])
+
+
+def properties(
+    *, thing: str | None = "pump-7", destination: bool = False, renew: bool = False
+) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:framework",
+        "Services": ["SSH"],
+        "MaxLifetimeMinutes": "60",
+        "Description": "cdk-secure-tunnel Test/Tunnel in stack Test",
+        "SourceTokenSecretArn": new_secret(renew=renew),
+        "Tags": [{"Key": "team", "Value": "ops"}],
+    }
+    if thing:
+        props["ThingName"] = thing
+    if destination:
+        props["DestinationTokenSecretArn"] = new_secret()
+    if renew:
+        props["Renew"] = "true"
+    return props
+
+
+def create(props: dict[str, Any]) -> str:
+    """Create the resource through the handler; returns its physical id (the first tunnel's id)."""
+    return str(on_event(event("Create", props))["PhysicalResourceId"])
+
+
+def delete(props: dict[str, Any], physical_id: str) -> None:
+    on_event(event("Delete", props, PhysicalResourceId=physical_id))
+
+
+def rotate(secret_arn: str, steps: tuple[str, ...] = STEPS, version: str | None = None) -> str:
+    """Run rotation steps as Secrets Manager would; returns the rotation's version id."""
+    version = version or str(uuid.uuid4())
+    for step in steps:
+        handle({"Step": step, "SecretId": secret_arn, "ClientRequestToken": version})
+    return version
+
+
+def document(secret_arn: str, **version: str) -> dict[str, Any]:
+    # Named explicitly: moto answers a request without a stage from a copy that UpdateSecretVersionStage
+    # does not refresh (Secrets Manager itself answers AWSCURRENT).
+    version = version or {"VersionStage": "AWSCURRENT"}
+    value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn, **version)
+    return json.loads(value["SecretString"])  # type: ignore[no-any-return]
+
+
+def stages(secret_arn: str) -> list[str]:
+    """Every staging label on the secret's versions, sorted."""
+    described = boto3.client("secretsmanager").describe_secret(SecretId=secret_arn)
+    return sorted(label for labels in described["VersionIdsToStages"].values() for label in labels)
