@@ -90,8 +90,9 @@ class SecureTunnel(Construct):
             a token is exposure).
         :param rotate_on_demand: Whether Secrets Manager can rotate the token secrets, so that
             ``aws secretsmanager rotate-secret`` (or "Rotate secret immediately" in the console) gives a
-            fresh token. Adds a rotation schedule without rules to each secret. Default: true with
-            ``rotate_every``, else false.
+            fresh token: a token connects only once. Adds a rotation schedule without rules to each
+            secret (one more resource per secret; turn it off to fit more thing-less tunnels in one
+            stack). Default: true.
         :param rotate_every: Rotate the tokens on this schedule too: whole hours from 4 to 23, or whole
             days from 1 to 1000 (Secrets Manager's limits). Default: no scheduled rotation.
         :param renew: Keep a tunnel open for as long as the stack exists: shortly before each tunnel's
@@ -163,7 +164,7 @@ class SecureTunnel(Construct):
             self._resource.node.add_dependency(thing)
         # The handler's secret writes and key use are granted by policies that must exist before it runs.
         self._resource.node.add_dependency(provider.handler_role)
-        if rotate_on_demand or scheduled:
+        if rotate_on_demand is not False or scheduled:
             self._rotate(rotation_schedule, encryption_key)
         if renew:
             self._renew(provider, encryption_key, lifetime_minutes)

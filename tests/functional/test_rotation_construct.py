@@ -22,15 +22,18 @@ def upkeep_statements(template: Template) -> list[dict[str, Any]]:
     return policy["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
 
 
-def test_without_the_new_props_nothing_is_added() -> None:
-    template = synth(lambda stack: SecureTunnel(stack, "Tunnel", thing="pump-7"))
+def test_rotation_on_demand_can_be_turned_off() -> None:
+    template = synth(lambda stack: SecureTunnel(stack, "Tunnel", thing="pump-7", rotate_on_demand=False))
     template.resource_count_is("AWS::SecretsManager::RotationSchedule", 0)
     template.resource_count_is("AWS::Scheduler::Schedule", 0)
     template.resource_count_is("AWS::Lambda::Function", 2)
 
 
-def test_rotation_on_demand_gives_each_secret_the_rotation_function_without_a_schedule() -> None:
-    template = synth(lambda stack: SecureTunnel(stack, "Tunnel", rotate_on_demand=True))
+@pytest.mark.parametrize("rotate_on_demand", [None, True], ids=["by default", "asked for"])
+def test_rotation_on_demand_gives_each_secret_the_rotation_function_without_a_schedule(
+    rotate_on_demand: bool | None,
+) -> None:
+    template = synth(lambda stack: SecureTunnel(stack, "Tunnel", rotate_on_demand=rotate_on_demand))
     schedules = rotation_schedules(template)
     assert len(schedules) == 2  # source and destination secret
     for schedule in schedules:
