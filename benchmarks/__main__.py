@@ -1,0 +1,85 @@
+"""``python -m benchmarks [--quick] [--no-write]``: run every benchmark, print the tables and the goals,
+and write docs/benchmarks.md and docs/benchmarks.png.
+"""
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import api_calls, burst, chart, cold_start, create_latency, machine, report, synthesis
+from .handler_env import LocalHandler
+from .measure import ROOT
+
+DOCS = ROOT / "docs"
+CHART = "benchmarks.png"
+
+
+@dataclass(frozen=True)
+class Effort:
+    synthesis_rounds: int
+    import_runs: int
+    create_runs: int
+    burst_rounds: int
+
+
+FULL = Effort(synthesis_rounds=4, import_runs=25, create_runs=40, burst_rounds=3)
+QUICK = Effort(synthesis_rounds=1, import_runs=5, create_runs=10, burst_rounds=1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer runs, for development (noisier figures)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--handler-python",
+        default=sys.executable,
+        metavar="PATH",
+        help="interpreter (with boto3) for the handler's cold import; best the Lambda runtime's version "
+        "(default: this one)",
+    )
+    return parser
+
+
+def _step(message: str) -> None:
+    print(f"== {message}", file=sys.stderr, flush=True)
+
+
+def measure(effort: Effort, command: str, handler_python: str) -> report.Measurements:
+    facts = machine.facts()
+    # Synthesis first, while no local servers run in this process to compete for the CPUs.
+    _step(f"synthesis: {effort.synthesis_rounds} round(s) of 9 fresh processes")
+    synthesized = synthesis.measure(effort.synthesis_rounds)
+    _step(f"handler import: {effort.import_runs} fresh interpreters each")
+    imports = cold_start.measure(effort.import_runs, handler_python)
+    with LocalHandler() as local:
+        _step("AWS calls per operation")
+        calls = api_calls.measure(local)
+        _step(f"Create latency: {effort.create_runs} of each")
+        latency = create_latency.measure(local, effort.create_runs)
+        _step(f"bursts of 100 Creates: {effort.burst_rounds} round(s) of {len(burst.Setup)} setups")
+        bursts = burst.measure(local, effort.burst_rounds)
+    return report.Measurements(synthesized, imports, calls, latency, bursts, facts, command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    command = "python -m benchmarks" + (" --quick" if arguments.quick else "")
+    if arguments.handler_python != sys.executable:
+        command += f" --handler-python {arguments.handler_python}"
+    measurements = measure(QUICK if arguments.quick else FULL, command, arguments.handler_python)
+    tables = report.all_tables(measurements)
+    goal_list = report.goals(measurements)
+    for table in [*tables, report.goals_table(goal_list)]:
+        print(table.text(), end="\n\n")
+    if not arguments.no_write:
+        DOCS.mkdir(exist_ok=True)
+        chart.draw(measurements.synthesis, DOCS / CHART)
+        markdown = report.markdown(measurements, tables, goal_list, CHART)
+        (DOCS / "benchmarks.md").write_text(markdown)
+        print(f"Wrote {Path('docs/benchmarks.md')} and {Path('docs') / CHART}")
+    return 0 if all(goal.passed for goal in goal_list) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
