@@ -4,12 +4,16 @@ Endpoints come from boto3's own configuration (``AWS_ENDPOINT_URL_<SERVICE>``), 
 point the handler at local services without any hook in this code.
 """
 
+import logging
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+# botocore's DEBUG records carry response bodies, and tunneling responses carry tokens.
+logging.getLogger("botocore").setLevel(logging.INFO)
 
 if TYPE_CHECKING:
     from mypy_boto3_iotsecuretunneling import IoTSecureTunnelingClient

@@ -23,8 +23,6 @@ from .tunnel_spec import RENEWS_TAG, REPLACES_TAG, Owner, Renewal, TunnelSpec
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
-# botocore's DEBUG records carry response bodies, and tunneling responses carry tokens.
-logging.getLogger("botocore").setLevel(logging.INFO)
 
 Event = Mapping[str, Any]
 

@@ -26,15 +26,12 @@ from botocore.exceptions import ClientError
 
 from . import aws_clients, tunnels
 from .renewal import renew
-from .token_secrets import read_document, token_document
+from .token_secrets import CURRENT, PENDING, read_document, token_document
 from .tunnel_spec import Destination, Renewal
 from .tunnels import ClientMode, TunnelRef
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
-
-PENDING = "AWSPENDING"
-CURRENT = "AWSCURRENT"
 
 
 class RotationError(Exception):

@@ -21,7 +21,9 @@ from . import aws_clients, tunnels
 from .tunnel_spec import Destination, Owner, Renewal, TunnelSpec
 from .tunnels import OpenedTunnel, TunnelRef
 
+# Secrets Manager's staging labels: the version readers get, and the one a rotation is preparing.
 CURRENT = "AWSCURRENT"
+PENDING = "AWSPENDING"
 
 
 def token_document(

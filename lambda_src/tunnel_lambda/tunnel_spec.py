@@ -6,7 +6,7 @@ lenient about types and ignores keys it does not know.
 
 >>> spec = TunnelSpec.from_properties({"Services": ["SSH"], "MaxLifetimeMinutes": "120",
 ...                                    "SourceTokenSecretArn": "arn:src"})
->>> spec.max_lifetime_minutes, spec.destination_config()
+>>> spec.max_lifetime_minutes, destination_config(spec)
 (120, {'services': ['SSH']})
 """
 
@@ -85,9 +85,6 @@ class TunnelSpec:
         }
         return properties | {key: value for key, value in optional.items() if value}
 
-    def destination_config(self) -> dict[str, Any]:
-        return destination_config(self)
-
     def secret_arns(self) -> dict[str, str]:
         """The secret each client mode's token goes to, keyed by the API's client mode."""
         arns = {"SOURCE": self.source_secret_arn}
@@ -110,9 +107,9 @@ class Owner:
     def tags(self) -> dict[str, str]:
         return {OWNER_STACK_TAG: self.stack_id, OWNER_RESOURCE_TAG: self.logical_id}
 
-    def tags_replacing(self, tunnel_id: str | None) -> dict[str, str]:
-        """The tags of a new tunnel, which replaces ``tunnel_id`` if there is one."""
-        return {**self.tags(), REPLACES_TAG: tunnel_id} if tunnel_id else self.tags()
+    def tags_replacing(self, tunnel_id: str) -> dict[str, str]:
+        """The tags of a new tunnel that replaces ``tunnel_id``."""
+        return {**self.tags(), REPLACES_TAG: tunnel_id}
 
     def tags_renewing(self, resource_tunnel_id: str) -> dict[str, str]:
         """The tags of a tunnel opened by renewal, linked to the resource's first tunnel."""

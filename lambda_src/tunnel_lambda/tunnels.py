@@ -78,7 +78,7 @@ def open_tunnel(spec: TunnelSpec, owner_tags: Mapping[str, str]) -> OpenedTunnel
     # Taken before the call: the tunnel is created during it, so this never overstates the expiry.
     requested_at = datetime.now(UTC)
     arguments: dict[str, object] = {
-        "destinationConfig": spec.destination_config(),
+        "destinationConfig": destination_config(spec),
         "timeoutConfig": {"maxLifetimeTimeoutMinutes": spec.max_lifetime_minutes},
         "tags": _tag_list({**spec.tags, **owner_tags}),
     }

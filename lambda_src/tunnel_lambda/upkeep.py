@@ -6,14 +6,10 @@ the EventBridge Scheduler schedule with ``{"stackId", "renewWithinMinutes"}`` (s
 >>> handle({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": version})  # doctest: +SKIP
 """
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from . import renewal, rotation
-
-# botocore's DEBUG records carry response bodies, and tunneling responses carry tokens.
-logging.getLogger("botocore").setLevel(logging.INFO)
 
 
 def handle(event: Mapping[str, Any], _context: object = None) -> list[str] | None:
