@@ -5,8 +5,8 @@ a new tunnel (a new physical id, so CloudFormation deletes the old one) for what
 the tunnel. The physical id is the tunnel id, so ``Ref`` gives the tunnel id.
 
 With ``renew`` on, the physical id stays the resource's first tunnel while renewal opens its successors
-(see ``renewal``): Update acts on the current one, found through the source secret, and Delete closes
-every open tunnel linked to the physical id.
+(see ``renewal``): Update acts on the current one, found through the source secret, and Delete closes it
+too, whether or not ``renew`` is still on.
 
 Decisions compare the properties with the tunnel as it is, not with the old properties: that way a
 rollback Update, a tunnel that expired, and tags edited by hand all converge on what the template says.
@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, NotRequired, TypedDict
 
 from . import renewal, tunnels
-from .token_secrets import open_and_store, refresh_renewal, store_tokens
+from .token_secrets import open_and_store, read_document, refresh_renewal, store_tokens
 from .tunnel_spec import RENEWS_TAG, REPLACES_TAG, Owner, Renewal, TunnelSpec
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,8 @@ def update(event: Event) -> Response:
     old_spec = TunnelSpec.from_properties(event["OldResourceProperties"])
     owner = Owner.of_event(event)
     physical_id = event["PhysicalResourceId"]
-    if spec.renew or old_spec.renew:
-        tunnel = renewal.current_tunnel(physical_id, old_spec.source_secret_arn)
-    else:
-        tunnel = tunnels.describe(physical_id)
+    source = read_document(old_spec.source_secret_arn)
+    tunnel = renewal.open_renewal(physical_id, owner, source) or tunnels.describe(physical_id)
     if tunnel is None or not tunnel.is_open:
         logger.info("Tunnel %s is closed or gone: opening a replacement", physical_id)
         return _open(spec, owner, owner.tags())
@@ -84,13 +82,14 @@ def update(event: Event) -> Response:
 
 def delete(event: Event) -> Response:
     tunnel_id = event["PhysicalResourceId"]
+    spec = TunnelSpec.from_properties(event["ResourceProperties"])
     tunnel = tunnels.describe(tunnel_id)
     tunnels.close(tunnel_id)
     logger.info("Closed tunnel %s", tunnel_id)
-    spec = TunnelSpec.from_properties(event["ResourceProperties"])
-    if spec.renew:
-        for renewed_id in renewal.close_renewals(tunnel_id, spec, Owner.of_event(event)):
-            logger.info("Closed tunnel %s, which renewed %s", renewed_id, tunnel_id)
+    renewed = renewal.open_renewal(tunnel_id, Owner.of_event(event), read_document(spec.source_secret_arn))
+    if renewed is not None:
+        tunnels.close(renewed.tunnel_id)
+        logger.info("Closed tunnel %s, which renewed %s", renewed.tunnel_id, tunnel_id)
     replaced = tunnel.tags.get(REPLACES_TAG) if tunnel else None
     survivor = tunnels.describe(replaced) if replaced else None
     if survivor is not None and survivor.is_open:

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import aws_clients, tunnels
 from .token_secrets import open_and_store, read_document
-from .tunnel_spec import OWNER_STACK_TAG, RENEWS_TAG, Owner, Renewal, TunnelSpec
+from .tunnel_spec import OWNER_STACK_TAG, RENEWS_TAG, REPLACES_TAG, Owner, Renewal
 from .tunnels import OpenedTunnel, Tunnel
 
 logger = logging.getLogger(__name__)
@@ -81,36 +81,26 @@ def renew(renewal: Renewal, current: Tunnel | None) -> OpenedTunnel:
     return opened
 
 
-def current_tunnel(resource_tunnel_id: str, source_secret_arn: str) -> Tunnel | None:
-    """The resource's tunnel as it is now: its latest renewal, or else its first tunnel."""
-    document = read_document(source_secret_arn)
-    latest_id = document.get("tunnelId") if document else None
-    if latest_id and latest_id != resource_tunnel_id:
-        latest = tunnels.describe(latest_id)
-        if latest is not None and latest.tags.get(RENEWS_TAG) == resource_tunnel_id:
-            return latest
-    return tunnels.describe(resource_tunnel_id)
+def renews(tunnel: Tunnel, resource_tunnel_id: str, owner: Owner) -> bool:
+    """Whether renewal opened ``tunnel`` for this resource: its link and its owner tags both say so."""
+    return tunnel.tags.get(RENEWS_TAG) == resource_tunnel_id and owner.owns(tunnel.tags)
 
 
-def close_renewals(resource_tunnel_id: str, spec: TunnelSpec, owner: Owner) -> list[str]:
-    """Close every open tunnel that renews the resource; returns their ids.
+def open_renewal(resource_tunnel_id: str, owner: Owner, source: Mapping[str, Any] | None) -> Tunnel | None:
+    """The resource's open renewal, found through ``source``, its source secret's token document.
 
-    ListTunnels cannot filter by tag, so each open tunnel (of the thing, when there is one) is described.
+    The secret answers whether or not ``renew`` is on now (it may have been on when the renewal opened),
+    without listing the region's tunnels. It names the renewal, or, once an update replaced the renewal,
+    the replacement, which is tagged with the tunnel it replaced.
     """
-    closed = []
-    for summary in tunnels.summaries(spec.thing_name):
-        if summary.get("status") != "OPEN" or summary["tunnelId"] == resource_tunnel_id:
-            continue
-        tunnel = tunnels.describe(summary["tunnelId"])
-        if tunnel is None:
-            continue
-        if (tunnel.tags.get(RENEWS_TAG), tunnel.tags.get(OWNER_STACK_TAG)) == (
-            resource_tunnel_id,
-            owner.stack_id,
-        ):
-            tunnels.close(tunnel.tunnel_id)
-            closed.append(tunnel.tunnel_id)
-    return closed
+    named_id = source.get("tunnelId") if source else None
+    named = tunnels.describe(named_id) if named_id and named_id != resource_tunnel_id else None
+    if named is not None and not renews(named, resource_tunnel_id, owner):
+        replaced_id = named.tags.get(REPLACES_TAG)
+        named = tunnels.describe(replaced_id) if replaced_id else None
+    if named is None or not named.is_open or not renews(named, resource_tunnel_id, owner):
+        return None
+    return named
 
 
 def _renewing_secrets(stack_id: str) -> Iterator[str]:

@@ -22,8 +22,8 @@ OWNER_RESOURCE_TAG = "cdk-secure-tunnel:logical-id"
 # On a tunnel opened to replace another: lets the Delete of a rolled-back replacement find the tunnel
 # CloudFormation keeps, whose tokens the secrets no longer hold.
 REPLACES_TAG = "cdk-secure-tunnel:replaces"
-# On a tunnel opened by renewal: the resource's physical id (its first tunnel), which Delete closes with
-# every open tunnel linked to it.
+# On a tunnel opened by renewal: the resource's physical id (its first tunnel). Update and Delete act on
+# the tunnel the source secret names only when it carries this link.
 RENEWS_TAG = "cdk-secure-tunnel:renews"
 
 
@@ -106,6 +106,10 @@ class Owner:
 
     def tags(self) -> dict[str, str]:
         return {OWNER_STACK_TAG: self.stack_id, OWNER_RESOURCE_TAG: self.logical_id}
+
+    def owns(self, tags: Mapping[str, str]) -> bool:
+        """Whether a tunnel with these tags was opened for this resource."""
+        return self.tags().items() <= tags.items()
 
     def tags_replacing(self, tunnel_id: str) -> dict[str, str]:
         """The tags of a new tunnel that replaces ``tunnel_id``."""

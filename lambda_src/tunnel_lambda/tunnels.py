@@ -5,7 +5,7 @@ writes straight to Secrets Manager; nothing here logs a response.
 """
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -16,7 +16,7 @@ from . import aws_clients
 from .tunnel_spec import Destination, TunnelSpec, destination_config
 
 if TYPE_CHECKING:
-    from mypy_boto3_iotsecuretunneling.type_defs import TunnelSummaryTypeDef, TunnelTypeDef
+    from mypy_boto3_iotsecuretunneling.type_defs import TunnelTypeDef
 
 ClientMode = Literal["SOURCE", "DESTINATION", "ALL"]
 _TUNNEL_ID = re.compile(r"^[a-zA-Z0-9_\-+=:]{1,128}$")
@@ -145,21 +145,6 @@ def rotate(tunnel_id: str, mode: ClientMode, destination: Destination) -> dict[s
     if "destinationAccessToken" in response:
         tokens["DESTINATION"] = response["destinationAccessToken"]
     return tokens
-
-
-def summaries(thing_name: str | None = None) -> "Iterator[TunnelSummaryTypeDef]":
-    """Every tunnel of the region (of ``thing_name`` only, if given), newest first.
-
-    botocore has no paginator for ListTunnels, so this follows nextToken itself.
-    """
-    client = aws_clients.tunneling()
-    arguments: dict[str, str] = {"thingName": thing_name} if thing_name else {}
-    while True:
-        page = client.list_tunnels(maxResults=100, **arguments)
-        yield from page.get("tunnelSummaries", [])
-        if not page.get("nextToken"):
-            return
-        arguments["nextToken"] = page["nextToken"]
 
 
 def sync_tags(tunnel: Tunnel, desired: Mapping[str, str]) -> None:

@@ -1,5 +1,6 @@
 """Each stack's custom resources driven as CloudFormation would, checking local AWS after every step."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -7,6 +8,7 @@ from aws_cdk import Duration
 from cdk_secure_tunnel.testing import TunnelEmulator
 from cdk_secure_tunnel.testing.cloudformation import DeploymentFailed, LocalCloudFormation
 from lifecycle import assert_stack_consistent, secret_ids, template_with, tunnel_ids
+from tunnel_lambda.renewal import on_schedule
 
 
 @pytest.mark.parametrize(
@@ -105,3 +107,25 @@ def test_removing_a_tunnel_from_the_template_closes_it(
     cloudformation.deploy({"Resources": {}})
     assert tunnel_emulator.open_tunnels() == []
     assert len(tunnel_emulator.tunnels()) == 1
+
+
+def test_turning_renew_off_after_a_renewal_leaves_no_tunnel_behind(
+    local_aws: Any, tunnel_emulator: TunnelEmulator
+) -> None:
+    renewing = {**BASE, "max_lifetime": Duration.hours(1), "renew": True}
+    cloudformation = LocalCloudFormation()
+    cloudformation.deploy(template_with(**renewing))
+    (tunnel,) = tunnel_ids(template_with(**renewing))
+    first_id = cloudformation.physical_id(tunnel)
+    tunnel_emulator.clock.advance(minutes=50)
+    now = datetime.fromtimestamp(tunnel_emulator.clock.now(), UTC)
+    (renewed_id,) = on_schedule({"stackId": cloudformation.stack_id, "renewWithinMinutes": "60"}, now=now)
+
+    not_renewing = {**renewing, "renew": False}
+    cloudformation.deploy(template_with(**not_renewing))
+    cloudformation.deploy(template_with(**{**not_renewing, "tags": {"team": "support"}}))
+
+    assert cloudformation.physical_id(tunnel) == first_id
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [renewed_id]
+    cloudformation.destroy()
+    assert tunnel_emulator.open_tunnels() == []

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from test_handler import STACK_ID, event
+from test_handler import STACK_ID, event, update
 from tunnel_lambda.custom_resource import on_event
 from tunnel_lambda.renewal import on_schedule
 from upkeep_support import create, delete, document, properties
@@ -104,6 +104,46 @@ def test_update_acts_on_the_current_tunnel_and_keeps_the_physical_id(tunnel_emul
     tunnel_emulator.clock.advance(minutes=50)
     (next_id,) = run_schedule(tunnel_emulator)
     assert tunnel_emulator.tunnel(next_id).tags["team"] == "support"
+
+
+def test_turning_renew_off_leaves_update_acting_on_the_renewal(tunnel_emulator: Any) -> None:
+    props = properties(renew=True)
+    first_id = create(props)
+    tunnel_emulator.clock.advance(minutes=50)
+    (renewed_id,) = run_schedule(tunnel_emulator)
+    off = {**props, "Renew": "false"}
+    update(first_id, off, props)
+
+    # The secret no longer carries a renewal record, yet it still names the tunnel the resource holds.
+    retagged = {**off, "Tags": [{"Key": "team", "Value": "support"}]}
+    assert update(first_id, retagged, off)["PhysicalResourceId"] == first_id
+
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [renewed_id]
+    assert tunnel_emulator.tunnel(renewed_id).tags["team"] == "support"
+    assert "renewal" not in document(props["SourceTokenSecretArn"])
+
+
+def test_delete_with_renew_off_closes_the_renewal(tunnel_emulator: Any) -> None:
+    props = properties(renew=True)
+    first_id = create(props)
+    tunnel_emulator.clock.advance(minutes=50)
+    run_schedule(tunnel_emulator)
+
+    delete({**props, "Renew": "false"}, first_id)
+
+    assert tunnel_emulator.open_tunnels() == []
+
+
+def test_the_cleanup_delete_after_replacing_a_renewed_tunnel_closes_the_renewal(tunnel_emulator: Any) -> None:
+    props = properties(renew=True)
+    first_id = create(props)
+    tunnel_emulator.clock.advance(minutes=50)
+    run_schedule(tunnel_emulator)
+    new_id = update(first_id, {**props, "MaxLifetimeMinutes": "30"}, props)["PhysicalResourceId"]
+
+    delete(props, first_id)
+
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [new_id]
 
 
 @pytest.fixture
