@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, NotRequired, TypedDict
 
 from . import renewal, tunnels
-from .token_secrets import open_and_store, read_document, refresh_renewal, store_tokens
+from .token_secrets import open_and_store, read_document, read_documents, refresh_renewal, store_tokens
 from .tunnel_spec import RENEWS_TAG, REPLACES_TAG, Owner, Renewal, TunnelSpec
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ def update(event: Event) -> Response:
     old_spec = TunnelSpec.from_properties(event["OldResourceProperties"])
     owner = Owner.of_event(event)
     physical_id = event["PhysicalResourceId"]
-    source = read_document(old_spec.source_secret_arn)
+    documents = read_documents([old_spec.source_secret_arn, *spec.secret_arns().values()])
+    source = documents[old_spec.source_secret_arn]
     tunnel = renewal.open_renewal(physical_id, owner, source) or tunnels.describe(physical_id)
     if tunnel is None or not tunnel.is_open:
         logger.info("Tunnel %s is closed or gone: opening a replacement", physical_id)
@@ -66,13 +67,7 @@ def update(event: Event) -> Response:
     if (spec.max_lifetime_minutes, spec.description) != (tunnel.max_lifetime_minutes, tunnel.description):
         logger.info("Lifetime or description changed: replacing tunnel %s", tunnel.tunnel_id)
         return _open(spec, owner, owner.tags_replacing(tunnel.tunnel_id))
-    record = Renewal(spec, owner, physical_id) if spec.renew else None
-    mode = _mode_to_rotate(spec, old_spec, tunnel)
-    if mode:
-        logger.info("Rotating %s tokens of tunnel %s", mode, tunnel.tunnel_id)
-        store_tokens(tunnels.rotate(tunnel.tunnel_id, mode, spec), spec, tunnel, record)
-    elif spec.renew or old_spec.renew:
-        refresh_renewal(spec, record)
+    _update_secrets(tunnel, spec, Renewal(spec, owner, physical_id) if spec.renew else None, documents)
     renewed = tunnel.tunnel_id != physical_id
     owner_tags = owner.tags_renewing(physical_id) if renewed else owner.tags()
     tunnels.sync_tags(tunnel, {**spec.tags, **owner_tags})
@@ -116,28 +111,44 @@ def _open(spec: TunnelSpec, owner: Owner, owner_tags: Mapping[str, str]) -> Resp
     return _answer(opened.tunnel_id, opened.tunnel_arn)
 
 
+def _update_secrets(
+    tunnel: tunnels.Tunnel,
+    spec: TunnelSpec,
+    record: Renewal | None,
+    documents: Mapping[str, Mapping[str, Any] | None],
+) -> None:
+    """Fresh tokens where the secrets need them, and the renewal record brought up to date in the rest."""
+    mode = _mode_to_rotate(spec, tunnel, documents)
+    rotated = tunnels.rotate(tunnel.tunnel_id, mode, spec) if mode else {}
+    if mode:
+        logger.info("Rotating %s tokens of tunnel %s", mode, tunnel.tunnel_id)
+    store_tokens(rotated, spec, tunnel, record)
+    arns = spec.secret_arns()
+    refresh_renewal({arns[mode]: documents[arns[mode]] for mode in arns if mode not in rotated}, record)
+
+
 def _mode_to_rotate(
-    spec: TunnelSpec, old_spec: TunnelSpec, tunnel: tunnels.Tunnel
+    spec: TunnelSpec, tunnel: tunnels.Tunnel, documents: Mapping[str, Mapping[str, Any] | None]
 ) -> tunnels.ClientMode | None:
     """Which tokens an in-place update must replace, if any.
 
     A new destination (thing or services) needs both: the device is notified again and the source must
-    connect to the changed tunnel. A new secret needs the token of its mode, since a token can only be
-    read from the service once.
+    connect to the changed tunnel. Otherwise each secret that holds no token of this tunnel needs one of
+    its mode: a new secret holds a placeholder, and a failed update may have left a secret naming the
+    tunnel it opened and closed again. AWS IoT told the thing about that tunnel too, so it must hear of
+    this one again.
     """
     if (spec.thing_name, spec.services) != (tunnel.thing_name, tunnel.services):
         return "ALL"
-    source = spec.source_secret_arn != old_spec.source_secret_arn
-    destination = bool(spec.destination_secret_arn) and (
-        spec.destination_secret_arn != old_spec.destination_secret_arn
-    )
-    if source and destination:
-        return "ALL"
-    if source:
-        return "SOURCE"
-    if destination:
-        return "DESTINATION"
-    return None
+    held = {mode: documents[arn] for mode, arn in spec.secret_arns().items()}
+    stale = {mode for mode, document in held.items() if not _names(document, tunnel.tunnel_id)}
+    if tunnel.thing_name and any(held[mode] is not None for mode in stale):
+        stale.add("DESTINATION")
+    return tunnels.client_mode(stale)
+
+
+def _names(document: Mapping[str, Any] | None, tunnel_id: str) -> bool:
+    return document is not None and document["tunnelId"] == tunnel_id
 
 
 def _answer(tunnel_id: str, tunnel_arn: str) -> Response:

@@ -12,7 +12,7 @@ secrets are the only place that outlives every tunnel of the resource.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -106,18 +106,22 @@ def read_document(
     return document if isinstance(document, dict) and "tunnelId" in document else None
 
 
-def refresh_renewal(spec: TunnelSpec, renewal: Renewal | None) -> None:
-    """Bring the renewal record in each secret up to date after an update changed the template.
+def read_documents(secret_arns: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """Each secret's token document (see ``read_document``) by ARN, each secret read once."""
+    return {secret_arn: read_document(secret_arn) for secret_arn in dict.fromkeys(secret_arns)}
+
+
+def refresh_renewal(documents: Mapping[str, Mapping[str, Any] | None], renewal: Renewal | None) -> None:
+    """Bring the renewal record in each secret's document (keyed by ARN) up to date after an update.
 
     The token stays as it is: only the record (or, with ``renew`` turned off, its absence) changes.
     """
     record = renewal.to_json() if renewal is not None else None
     client = aws_clients.secrets()
-    for secret_arn in spec.secret_arns().values():
-        document = read_document(secret_arn)
+    for secret_arn, document in documents.items():
         if document is None or document.get("renewal") == record:
             continue
-        document.pop("renewal", None)
+        refreshed = {key: value for key, value in document.items() if key != "renewal"}
         if record is not None:
-            document["renewal"] = record
-        client.put_secret_value(SecretId=secret_arn, SecretString=json.dumps(document))
+            refreshed["renewal"] = record
+        client.put_secret_value(SecretId=secret_arn, SecretString=json.dumps(refreshed))

@@ -5,7 +5,7 @@ writes straight to Secrets Manager; nothing here logs a response.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from mypy_boto3_iotsecuretunneling.type_defs import TunnelTypeDef
 
 ClientMode = Literal["SOURCE", "DESTINATION", "ALL"]
+_CLIENT_MODES: dict[frozenset[str], ClientMode] = {
+    frozenset({"SOURCE"}): "SOURCE",
+    frozenset({"DESTINATION"}): "DESTINATION",
+    frozenset({"SOURCE", "DESTINATION"}): "ALL",
+}
 _TUNNEL_ID = re.compile(r"^[a-zA-Z0-9_\-+=:]{1,128}$")
 
 
@@ -122,6 +127,11 @@ def close(tunnel_id: str) -> None:
     except ClientError as error:
         if not _is_not_found(error):
             raise
+
+
+def client_mode(modes: Iterable[str]) -> ClientMode | None:
+    """The one rotation that renews the tokens of ``modes`` (SOURCE, DESTINATION), or None for none."""
+    return _CLIENT_MODES.get(frozenset(modes))
 
 
 def rotate(tunnel_id: str, mode: ClientMode, destination: Destination) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The fault matrix: each row ends in a defined stack state, with no tunnel open that no resource owns and
 no token in any log record."""
 
+import itertools
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ from aws_cdk import Duration
 from cdk_secure_tunnel import SecureTunnel
 from cdk_secure_tunnel.testing import TunnelEmulator
 from cdk_secure_tunnel.testing.cloudformation import DeploymentFailed, LocalCloudFormation
-from lifecycle import assert_stack_consistent, template_with, templates_with, tunnel_ids
+from lifecycle import assert_stack_consistent, secret_ids, template_with, templates_with, tunnel_ids
 from tunnel_lambda import aws_clients, custom_resource
 
 TEMPLATE = {"thing": "pump-7", "services": ["SSH"], "max_lifetime": Duration.hours(1)}
@@ -44,14 +45,20 @@ def no_token_in_logs(
 class SecretWrites:
     """Breaks and mends the handler's PutSecretValue calls at its client, whatever the handler's structure."""
 
-    EVENT = "before-call.secrets-manager.PutSecretValue"
+    EVENT = "before-parameter-build.secrets-manager.PutSecretValue"
 
     def __init__(self) -> None:
         self.events = aws_clients.secrets().meta.events
 
-    def fail_with(self, error: BaseException) -> None:
-        def fail(**_: Any) -> None:
-            raise error
+    def fail_with(
+        self, error: BaseException, secret_arn: str | None = None, times: int | None = None
+    ) -> None:
+        """Fail every write, or only those to ``secret_arn``; ``times`` times, or until mended."""
+        failures = itertools.repeat(error) if times is None else itertools.repeat(error, times)
+
+        def fail(params: dict[str, Any], **_: Any) -> None:
+            if secret_arn in (None, params["SecretId"]) and (failure := next(failures, None)) is not None:
+                raise failure
 
         self.events.register(self.EVENT, fail, unique_id="test-fault")
 
@@ -127,9 +134,7 @@ def test_secret_write_fails_after_open_tunnel(
     # Create failed and was rolled back: the tunnel it opened was closed by the handler itself.
     assert tunnel_emulator.open_tunnels() == []
     assert cloudformation.tunnels == {}
-    aws_clients.secrets().meta.events.unregister(
-        "before-call.secrets-manager.PutSecretValue", unique_id="test-fault"
-    )
+    secret_writes.mend()
     cloudformation.deploy(template)
     assert_stack_consistent(cloudformation, template, tunnel_emulator)
 
@@ -144,12 +149,35 @@ def test_handler_aborted_after_open_tunnel_then_cloudformation_rolls_back_or_ret
         cloudformation.deploy(template)
     # Create failed: the provider framework passes no Delete on, so the handler's own clean-up is all.
     assert tunnel_emulator.open_tunnels() == []
-    aws_clients.secrets().meta.events.unregister(
-        "before-call.secrets-manager.PutSecretValue", unique_id="test-fault"
-    )
+    secret_writes.mend()
     # The retry (the next deployment) creates the resource as if nothing had happened.
     cloudformation.deploy(template)
     assert_stack_consistent(cloudformation, template, tunnel_emulator)
+
+
+@pytest.mark.parametrize("thing", [None, "pump-7"], ids=["without a thing", "with a thing"])
+def test_destination_write_fails_during_a_replacement_then_the_update_rolls_back(
+    thing: str | None, tunnel_emulator: TunnelEmulator, secret_writes: SecretWrites
+) -> None:
+    options = {"thing": thing, "store_destination_token": True}
+    before = template_with(**options, max_lifetime=Duration.hours(2))
+    after = template_with(**options, max_lifetime=Duration.hours(1))
+    cloudformation = LocalCloudFormation()
+    cloudformation.deploy(before)
+    (logical_id,) = tunnel_ids(before)
+    destination = cloudformation.secrets[secret_ids(before, logical_id)["destination"]]
+    # The replacement's source token is written, then its destination token is not.
+    secret_writes.fail_with(RuntimeError("Secrets Manager is unavailable"), secret_arn=destination, times=1)
+
+    with pytest.raises(DeploymentFailed, match="Secrets Manager is unavailable"):
+        cloudformation.deploy(after)
+
+    # The rollback Update found the source secret naming the closed replacement and gave it a live token.
+    assert_stack_consistent(cloudformation, before, tunnel_emulator)
+    if thing:
+        # AWS IoT told the device about the replacement: it hears of the kept tunnel again.
+        kept = tunnel_emulator.tunnel(cloudformation.physical_id(logical_id))
+        assert tunnel_emulator.notifications(thing)[-1]["clientAccessToken"] == kept.destination_token
 
 
 @pytest.mark.parametrize("how", ["expired", "closed by hand"])
