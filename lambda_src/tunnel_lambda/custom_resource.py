@@ -18,8 +18,8 @@ from dataclasses import replace
 from typing import Any, NotRequired, TypedDict
 
 from . import renewal, tunnels
-from .token_secrets import open_and_store, read_document, read_documents, refresh_renewal, store_tokens
-from .tunnel_spec import RENEWS_TAG, REPLACES_TAG, Owner, Renewal, TunnelSpec
+from .token_secrets import open_and_store, read_documents, refresh_renewal, store_tokens
+from .tunnel_spec import RENEWS_TAG, REPLACES_TAG, Owner, Renewal, TunnelSpec, template_tags
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -78,29 +78,57 @@ def update(event: Event) -> Response:
 def delete(event: Event) -> Response:
     tunnel_id = event["PhysicalResourceId"]
     spec = TunnelSpec.from_properties(event["ResourceProperties"])
+    owner = Owner.of_event(event)
+    documents = read_documents(spec.secret_arns().values())
     tunnel = tunnels.describe(tunnel_id)
     tunnels.close(tunnel_id)
     logger.info("Closed tunnel %s", tunnel_id)
-    renewed = renewal.open_renewal(tunnel_id, Owner.of_event(event), read_document(spec.source_secret_arn))
+    renewed = renewal.open_renewal(tunnel_id, owner, documents[spec.source_secret_arn])
     if renewed is not None:
         tunnels.close(renewed.tunnel_id)
         logger.info("Closed tunnel %s, which renewed %s", renewed.tunnel_id, tunnel_id)
-    replaced = tunnel.tags.get(REPLACES_TAG) if tunnel else None
-    survivor = tunnels.describe(replaced) if replaced else None
-    if survivor is not None and survivor.is_open:
-        # A replacement is deleted while the tunnel it replaced is still open: CloudFormation rolled the
-        # update back and keeps the old tunnel, but the secrets hold the replacement's tokens.
-        logger.info("Update rolled back: fresh tokens for tunnel %s", survivor.tunnel_id)
-        _refresh_tokens(survivor, spec, Owner.of_event(event))
+    if tunnel is not None:
+        _refresh_kept_tunnel(tunnel, spec, owner, documents)
     return {"PhysicalResourceId": tunnel_id}
 
 
-def _refresh_tokens(tunnel: tunnels.Tunnel, spec: TunnelSpec, owner: Owner) -> None:
-    as_it_is = replace(spec, thing_name=tunnel.thing_name, services=tunnel.services)
-    # The survivor may itself be a renewal: its record must keep naming the resource's first tunnel.
-    resource_tunnel_id = tunnel.tags.get(RENEWS_TAG, tunnel.tunnel_id)
-    record = Renewal(as_it_is, owner, resource_tunnel_id) if spec.renew else None
-    store_tokens(tunnels.rotate(tunnel.tunnel_id, "ALL", as_it_is), as_it_is, tunnel, record)
+def _refresh_kept_tunnel(
+    deleted: tunnels.Tunnel,
+    spec: TunnelSpec,
+    owner: Owner,
+    documents: Mapping[str, Mapping[str, Any] | None],
+) -> None:
+    """Fresh tokens for the tunnel ``deleted`` replaced, if an update rolled back.
+
+    CloudFormation then keeps the old tunnel and deletes the replacement, whose tokens are in the secrets
+    that name it. Only those are rewritten, and the tunnel's configuration comes from the service: the
+    properties are the replacement's, not the kept tunnel's.
+    """
+    named = {mode for mode, arn in spec.secret_arns().items() if _names(documents[arn], deleted.tunnel_id)}
+    replaced_id = deleted.tags.get(REPLACES_TAG)
+    kept = tunnels.describe(replaced_id) if named and replaced_id else None
+    if kept is None or not kept.is_open or not owner.owns(kept.tags):
+        return
+    if kept.thing_name:
+        # AWS IoT told the device about the replacement: it must hear of the kept tunnel again.
+        named.add("DESTINATION")
+    as_it_is = _as_described(kept, spec)
+    # The kept tunnel may itself be a renewal: its record must keep naming the resource's first tunnel.
+    record = Renewal(as_it_is, owner, kept.tags.get(RENEWS_TAG, kept.tunnel_id)) if spec.renew else None
+    logger.info("Update rolled back: fresh tokens for tunnel %s", kept.tunnel_id)
+    store_tokens(tunnels.rotate(kept.tunnel_id, tunnels.client_mode(named), as_it_is), as_it_is, kept, record)
+
+
+def _as_described(tunnel: tunnels.Tunnel, spec: TunnelSpec) -> TunnelSpec:
+    """``tunnel`` as the service describes it, with the secrets and the renew setting of ``spec``."""
+    return replace(
+        spec,
+        services=tunnel.services,
+        max_lifetime_minutes=tunnel.max_lifetime_minutes,
+        thing_name=tunnel.thing_name,
+        description=tunnel.description,
+        tags=template_tags(tunnel.tags),
+    )
 
 
 def _open(spec: TunnelSpec, owner: Owner, owner_tags: Mapping[str, str]) -> Response:
@@ -144,7 +172,7 @@ def _mode_to_rotate(
     stale = {mode for mode, document in held.items() if not _names(document, tunnel.tunnel_id)}
     if tunnel.thing_name and any(held[mode] is not None for mode in stale):
         stale.add("DESTINATION")
-    return tunnels.client_mode(stale)
+    return tunnels.client_mode(stale) if stale else None
 
 
 def _names(document: Mapping[str, Any] | None, tunnel_id: str) -> bool:

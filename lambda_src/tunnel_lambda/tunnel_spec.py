@@ -16,15 +16,17 @@ from typing import Any, Protocol
 
 MAX_LIFETIME_MINUTES = 720
 
+# The construct keeps templates from using this prefix: tag keys with it are the handler's own.
+HANDLER_TAG_PREFIX = "cdk-secure-tunnel:"
 # Tag keys the handler owns on every tunnel: they tie a tunnel to the stack resource that opened it.
-OWNER_STACK_TAG = "cdk-secure-tunnel:stack-id"
-OWNER_RESOURCE_TAG = "cdk-secure-tunnel:logical-id"
+OWNER_STACK_TAG = f"{HANDLER_TAG_PREFIX}stack-id"
+OWNER_RESOURCE_TAG = f"{HANDLER_TAG_PREFIX}logical-id"
 # On a tunnel opened to replace another: lets the Delete of a rolled-back replacement find the tunnel
 # CloudFormation keeps, whose tokens the secrets no longer hold.
-REPLACES_TAG = "cdk-secure-tunnel:replaces"
+REPLACES_TAG = f"{HANDLER_TAG_PREFIX}replaces"
 # On a tunnel opened by renewal: the resource's physical id (its first tunnel). Update and Delete act on
 # the tunnel the source secret names only when it carries this link.
-RENEWS_TAG = "cdk-secure-tunnel:renews"
+RENEWS_TAG = f"{HANDLER_TAG_PREFIX}renews"
 
 
 class Destination(Protocol):
@@ -43,6 +45,11 @@ def destination_config(destination: Destination) -> dict[str, Any]:
     if destination.thing_name:
         config["thingName"] = destination.thing_name
     return config
+
+
+def template_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """A tunnel's tags less the handler's own: the tags its template asked for."""
+    return {key: value for key, value in tags.items() if not key.startswith(HANDLER_TAG_PREFIX)}
 
 
 @dataclass(frozen=True)

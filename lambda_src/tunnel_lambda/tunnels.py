@@ -129,9 +129,9 @@ def close(tunnel_id: str) -> None:
             raise
 
 
-def client_mode(modes: Iterable[str]) -> ClientMode | None:
-    """The one rotation that renews the tokens of ``modes`` (SOURCE, DESTINATION), or None for none."""
-    return _CLIENT_MODES.get(frozenset(modes))
+def client_mode(modes: Iterable[str]) -> ClientMode:
+    """The one rotation that renews the tokens of ``modes``: SOURCE, DESTINATION or both."""
+    return _CLIENT_MODES[frozenset(modes)]
 
 
 def rotate(tunnel_id: str, mode: ClientMode, destination: Destination) -> dict[str, str]:

@@ -306,3 +306,74 @@ def test_cleanup_delete_after_a_replacement_leaves_the_new_tunnels_tokens_alone(
     assert document(secrets, props["SourceTokenSecretArn"])["clientAccessToken"] == token
     assert tunnel_emulator.is_token_valid(token)
     assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [new_id]
+
+
+def test_deleting_a_rolled_back_replacement_records_the_kept_tunnels_own_lifetime(
+    props: dict[str, Any], secrets: Any
+) -> None:
+    props["Renew"] = "true"
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    changed = {**props, "MaxLifetimeMinutes": "60"}
+    new_id = update(old_id, changed, props)["PhysicalResourceId"]
+
+    on_event(event("Delete", changed, PhysicalResourceId=new_id))
+
+    record = document(secrets, props["SourceTokenSecretArn"])["renewal"]
+    assert record["resourceTunnelId"] == old_id
+    assert record["properties"]["MaxLifetimeMinutes"] == "120"
+
+
+def test_deleting_a_rolled_back_replacement_leaves_a_destination_copy_it_did_not_replace(
+    props: dict[str, Any], new_secret: Callable[[], str], secrets: Any, tunnel_emulator: Any
+) -> None:
+    del props["ThingName"]
+    props["DestinationTokenSecretArn"] = new_secret()
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    copy = document(secrets, props["DestinationTokenSecretArn"])["clientAccessToken"]
+    # The failed update gave the tunnel a thing, which needs no destination secret.
+    changed = {**props, "ThingName": "pump-7", "MaxLifetimeMinutes": "60"}
+    del changed["DestinationTokenSecretArn"]
+    new_id = update(old_id, changed, props)["PhysicalResourceId"]
+
+    on_event(event("Delete", changed, PhysicalResourceId=new_id))
+
+    assert document(secrets, props["DestinationTokenSecretArn"])["clientAccessToken"] == copy
+    assert tunnel_emulator.is_token_valid(copy)
+    source = document(secrets, props["SourceTokenSecretArn"])
+    assert source["tunnelId"] == old_id
+    assert tunnel_emulator.is_token_valid(source["clientAccessToken"])
+
+
+def test_the_cleanup_delete_of_an_earlier_replacement_leaves_the_current_tokens_alone(
+    props: dict[str, Any], secrets: Any, tunnel_emulator: Any
+) -> None:
+    first_id = on_event(event("Create", props))["PhysicalResourceId"]
+    second = {**props, "MaxLifetimeMinutes": "60"}
+    second_id = update(first_id, second, props)["PhysicalResourceId"]
+    # CloudFormation's cleanup Delete of the first tunnel failed (it only warns): it is still open.
+    third_id = update(second_id, {**props, "MaxLifetimeMinutes": "30"}, second)["PhysicalResourceId"]
+    token = document(secrets, props["SourceTokenSecretArn"])["clientAccessToken"]
+
+    on_event(event("Delete", second, PhysicalResourceId=second_id))
+
+    stored = document(secrets, props["SourceTokenSecretArn"])
+    assert (stored["tunnelId"], stored["clientAccessToken"]) == (third_id, token)
+    assert tunnel_emulator.is_token_valid(token)
+
+
+def test_deleting_a_replacement_never_rotates_another_resources_tunnel(
+    props: dict[str, Any], new_secret: Callable[[], str], secrets: Any, tunneling: Any, tunnel_emulator: Any
+) -> None:
+    other = {**props, "SourceTokenSecretArn": new_secret()}
+    other_id = on_event(event("Create", other, LogicalResourceId="Other"))["PhysicalResourceId"]
+    other_token = document(secrets, other["SourceTokenSecretArn"])["clientAccessToken"]
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    changed = {**props, "MaxLifetimeMinutes": "60"}
+    new_id = update(old_id, changed, props)["PhysicalResourceId"]
+    arn = describe(tunneling, new_id)["tunnelArn"]
+    tunneling.tag_resource(resourceArn=arn, tags=[{"key": "cdk-secure-tunnel:replaces", "value": other_id}])
+
+    on_event(event("Delete", changed, PhysicalResourceId=new_id))
+
+    assert tunnel_emulator.is_token_valid(other_token)
+    assert document(secrets, props["SourceTokenSecretArn"])["tunnelId"] == new_id
