@@ -11,7 +11,8 @@ Secrets Manager then invokes this function once per step with ``{"Step", "Secret
   destination config, so AWS IoT notifies the device), the new document stored as AWSPENDING;
 - setSecret: nothing, the service already issued the token;
 - testSecret: the new token's tunnel is open;
-- finishSecret: the new version becomes AWSCURRENT, and AWSPENDING is removed.
+- finishSecret: the new version becomes AWSCURRENT, and AWSPENDING is removed; unless a renewal or an
+  update wrote the secret or the tunnel closed since testSecret, in which case the rotation fails.
 
 A tunnel that has closed cannot issue tokens: with ``renew`` on, createSecret first opens the resource's
 next tunnel (see ``renewal``); without it, the rotation fails with a message saying so. A failed step
@@ -82,31 +83,59 @@ def create_secret(secret_arn: str, version: str) -> None:
 
 def verify_secret(secret_arn: str, version: str) -> None:
     """Check that the pending token's tunnel is open, so finishing hands out a token that can connect."""
-    pending = read_document(secret_arn, version_id=version, stage=PENDING)
-    if pending is None:
-        raise RotationError(f"Version {version} of {secret_arn} holds no token document")
-    current = read_document(secret_arn)
+    pending, current = _pending_and_current(secret_arn, version)
     if current is not None and pending["clientAccessToken"] == current["clientAccessToken"]:
         # Configuring rotation without rotating now, Secrets Manager tests a copy of the current version;
         # the configuration works whether or not that tunnel is still open.
         return
-    tunnel = tunnels.describe(pending["tunnelId"])
-    if tunnel is None or not tunnel.is_open:
-        raise RotationError(f"Tunnel {pending['tunnelId']} of the new token is no longer open")
+    _require_open(pending["tunnelId"])
 
 
 def finish_secret(secret_arn: str, version: str) -> None:
+    """Make the pending version current, unless its tunnel was renewed, replaced or closed meanwhile.
+
+    Renewal and the custom resource write the secret without a rotation: making the pending version
+    current over theirs would hand out a token of the tunnel they left behind.
+    """
+    pending, current = _pending_and_current(secret_arn, version)
+    if current is not None and current["tunnelId"] != pending["tunnelId"]:
+        raise RotationError(
+            f"Tunnel {pending['tunnelId']} was renewed or replaced by {current['tunnelId']} during this "
+            f"rotation of {secret_arn}, which already holds a fresh token of it: rotate again for another"
+        )
+    _require_open(pending["tunnelId"])
+    _make_current(secret_arn, version)
+
+
+def _make_current(secret_arn: str, version: str) -> None:
     client = aws_clients.secrets()
-    current = next(
+    previous = next(
         (known for known, stages in _stages(secret_arn).items() if CURRENT in stages and known != version),
         None,
     )
-    move: dict[str, str] = {"RemoveFromVersionId": current} if current else {}
+    move: dict[str, str] = {"RemoveFromVersionId": previous} if previous else {}
     client.update_secret_version_stage(
         SecretId=secret_arn, VersionStage=CURRENT, MoveToVersionId=version, **move
     )
     client.update_secret_version_stage(SecretId=secret_arn, VersionStage=PENDING, RemoveFromVersionId=version)
     logger.info("Version %s of %s is now %s", version, secret_arn, CURRENT)
+
+
+def _pending_and_current(secret_arn: str, version: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The rotation's pending token document and the secret's current one."""
+    pending = read_document(secret_arn, version_id=version, stage=PENDING)
+    if pending is None:
+        raise RotationError(f"Version {version} of {secret_arn} holds no token document")
+    return pending, read_document(secret_arn)
+
+
+def _require_open(tunnel_id: str) -> None:
+    tunnel = tunnels.describe(tunnel_id)
+    if tunnel is None or not tunnel.is_open:
+        raise RotationError(
+            f"Tunnel {tunnel_id} of the new token has closed (its lifetime ended or it was closed by hand): "
+            "rotate again"
+        )
 
 
 def _open_tunnel_of(document: Mapping[str, Any]) -> tuple[TunnelRef, Destination]:

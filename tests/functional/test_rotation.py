@@ -4,9 +4,12 @@ Each resource is created through the custom resource handler, then rotated the w
 the upkeep function: createSecret, setSecret, testSecret, finishSecret with one ClientRequestToken.
 """
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
+from tunnel_lambda.renewal import renew_if_due
 from tunnel_lambda.rotation import RotationError
 from upkeep_support import create, document, properties, rotate, stages
 
@@ -107,3 +110,25 @@ def test_rotation_of_a_closed_tunnel_with_renewal_opens_the_next_one(tunnel_emul
     assert tunnel_emulator.is_token_valid(stored["clientAccessToken"])
     assert stages(props["SourceTokenSecretArn"]).count("AWSCURRENT") == 1
     assert "AWSPENDING" not in stages(props["SourceTokenSecretArn"])
+
+
+@pytest.mark.parametrize("meanwhile", ["renewed", "closed by hand"])
+def test_finish_fails_and_leaves_nothing_pending_if_the_tunnel_changed_after_the_test(
+    meanwhile: str, tunnel_emulator: Any
+) -> None:
+    props = properties(renew=True)
+    first_id = create(props)
+    arn = props["SourceTokenSecretArn"]
+    version = rotate(arn, steps=("createSecret", "setSecret", "testSecret"))
+    if meanwhile == "renewed":
+        in_two_hours = datetime.fromtimestamp(tunnel_emulator.clock.now(), UTC) + timedelta(hours=2)
+        renew_if_due(arn, deadline=in_two_hours)
+    else:
+        boto3.client("iotsecuretunneling").close_tunnel(tunnelId=first_id)
+    before = document(arn)
+
+    with pytest.raises(RotationError, match=f"{meanwhile}.*rotate again"):
+        rotate(arn, steps=("finishSecret",), version=version)
+
+    assert document(arn) == before
+    assert "AWSPENDING" not in stages(arn)
