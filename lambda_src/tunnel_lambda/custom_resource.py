@@ -104,7 +104,9 @@ def _refresh_kept_tunnel(
     that name it. Only those are rewritten, and the tunnel's configuration comes from the service: the
     properties are the replacement's, not the kept tunnel's.
     """
-    named = {mode for mode, arn in spec.secret_arns().items() if _names(documents[arn], deleted.tunnel_id)}
+    named = {
+        mode for mode, arn in spec.secret_arns().items() if _names_tunnel(documents[arn], deleted.tunnel_id)
+    }
     replaced_id = deleted.tags.get(REPLACES_TAG)
     kept = tunnels.describe(replaced_id) if named and replaced_id else None
     if kept is None or not kept.is_open or not owner.owns(kept.tags):
@@ -151,8 +153,9 @@ def _update_secrets(
     if mode:
         logger.info("Rotating %s tokens of tunnel %s", mode, tunnel.tunnel_id)
     store_tokens(rotated, spec, tunnel, record)
-    arns = spec.secret_arns()
-    refresh_renewal({arns[mode]: documents[arns[mode]] for mode in arns if mode not in rotated}, record)
+    refresh_renewal(
+        {arn: documents[arn] for mode, arn in spec.secret_arns().items() if mode not in rotated}, record
+    )
 
 
 def _mode_to_rotate(
@@ -169,13 +172,13 @@ def _mode_to_rotate(
     if (spec.thing_name, spec.services) != (tunnel.thing_name, tunnel.services):
         return "ALL"
     held = {mode: documents[arn] for mode, arn in spec.secret_arns().items()}
-    stale = {mode for mode, document in held.items() if not _names(document, tunnel.tunnel_id)}
+    stale = {mode for mode, document in held.items() if not _names_tunnel(document, tunnel.tunnel_id)}
     if tunnel.thing_name and any(held[mode] is not None for mode in stale):
         stale.add("DESTINATION")
     return tunnels.client_mode(stale) if stale else None
 
 
-def _names(document: Mapping[str, Any] | None, tunnel_id: str) -> bool:
+def _names_tunnel(document: Mapping[str, Any] | None, tunnel_id: str) -> bool:
     return document is not None and document["tunnelId"] == tunnel_id
 
 
