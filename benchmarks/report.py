@@ -189,9 +189,9 @@ def api_calls_table(m: Measurements) -> Table:
     return table
 
 
-def burst_table(m: Measurements) -> Table:
-    first = m.bursts[0].runs[0]
-    rounds = len(m.bursts[0].runs)
+def burst_table(bursts: list[BurstRuns]) -> Table:
+    first = bursts[0].runs[0]
+    rounds = len(bursts[0].runs)
     table = Table(
         f"Burst: {first.tunnels} Creates at once, OpenTunnel limited to {first.per_second:g}/s (other "
         f"operations unlimited); the median of {rounds} run{'s' if rounds > 1 else ''}"
@@ -208,7 +208,7 @@ def burst_table(m: Measurements) -> Table:
             "failed Creates (+ leaked tunnels)",
         ],
     )
-    for runs in m.bursts:
+    for runs in bursts:
         typical = runs.typical
         kinds = ", ".join(f"{kind} x{n}" for kind, n in runs.failure_kinds.most_common())
         table.add(
@@ -267,11 +267,9 @@ def goals(m: Measurements) -> list[Goal]:
     acr_bytes = synthesis.marginal(results, ACR, "template_bytes")
     st_time = results[(ST, 100)].median_of("app_s")
     acr_time = results[(ACR, 100)].median_of("app_s")
-    cold = m.cold_start
     creates = [r for r in m.api_calls if r.expected is not None]
     made = sum(len(r.calls) for r in creates)
     expected = sum(len(r.expected or []) for r in creates)
-    bursts = {runs.setup: runs for runs in m.bursts}
     return [
         Goal(
             "template bytes per added tunnel vs AwsCustomResource",
@@ -285,6 +283,19 @@ def goals(m: Measurements) -> list[Goal]:
             1.0,
             f"{st_time:.2f} vs {acr_time:.2f} s build + synth",
         ),
+        *import_goals(m.cold_start),
+        Goal(
+            "Create calls vs 1 OpenTunnel + 1 PutSecretValue per secret",
+            made / expected,
+            1.0,
+            "; ".join(f"{r.operation}: {r.summary}" for r in creates),
+        ),
+        *burst_goals(m.bursts),
+    ]
+
+
+def import_goals(cold: ColdStart) -> list[Goal]:
+    return [
         Goal(
             "handler import time vs bare `import boto3`",
             cold.time_ratio,
@@ -297,34 +308,29 @@ def goals(m: Measurements) -> list[Goal]:
             1.2,
             f"{cold.handler.median_peak_kib / MIB:.1f} vs {cold.bare.median_peak_kib / MIB:.1f} MiB",
         ),
-        Goal(
-            "Create calls vs 1 OpenTunnel + 1 PutSecretValue per secret",
-            made / expected,
-            1.0,
-            "; ".join(f"{r.operation}: {r.summary}" for r in creates),
-        ),
-        *(
-            goal
-            for setup in (Setup.SHARED, Setup.PER_INVOCATION)
-            for goal in (
-                Goal(
-                    f"100-tunnel burst vs ideal rate-limited time ({setup.value})",
-                    bursts[setup].typical.ratio,
-                    1.5,
-                    f"{bursts[setup].typical.total_s:.1f} vs {bursts[setup].typical.ideal_s:.1f} s",
-                ),
-                Goal(
-                    f"burst: failed Creates and leaked tunnels ({setup.value})",
-                    float(bursts[setup].problems),
-                    0.0,
-                    f"over {len(bursts[setup].runs)} run(s): "
-                    + (
-                        ", ".join(f"{k} x{n}" for k, n in bursts[setup].failure_kinds.items())
-                        or "none failed"
-                    ),
-                ),
-            )
-        ),
+    ]
+
+
+def burst_goals(burst_runs: list[BurstRuns]) -> list[Goal]:
+    bursts = {runs.setup: runs for runs in burst_runs}
+    return [
+        goal
+        for setup in (Setup.SHARED, Setup.PER_INVOCATION)
+        for goal in (
+            Goal(
+                f"100-tunnel burst vs ideal rate-limited time ({setup.value})",
+                bursts[setup].typical.ratio,
+                1.5,
+                f"{bursts[setup].typical.total_s:.1f} vs {bursts[setup].typical.ideal_s:.1f} s",
+            ),
+            Goal(
+                f"burst: failed Creates and leaked tunnels ({setup.value})",
+                float(bursts[setup].problems),
+                0.0,
+                f"over {len(bursts[setup].runs)} run(s): "
+                + (", ".join(f"{k} x{n}" for k, n in bursts[setup].failure_kinds.items()) or "none failed"),
+            ),
+        )
     ]
 
 
@@ -342,7 +348,7 @@ def all_tables(m: Measurements) -> list[Table]:
         deployment_table(m),
         handler_table(m),
         api_calls_table(m),
-        burst_table(m),
+        burst_table(m.bursts),
         *profile_tables(m),
     ]
 
