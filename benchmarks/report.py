@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import burst, deployment, synthesis
+from . import burst, cold_start, deployment, synthesis
 from .api_calls import SECRETS, TUNNELING, OperationCalls
 from .approaches import Approach
 from .burst import BurstRuns, Setup
@@ -166,7 +166,8 @@ def handler_table(m: Measurements) -> Table:
     table.notes += [
         f"Imports: {len(cold.handler.seconds)} fresh interpreters each, alternating; the handler from a copy "
         f"of lambda_src without byte-code (as the Lambda asset ships it); Python {cold.python}. Ratios are "
-        "medians of the ratios of back-to-back pairs.",
+        "medians of the ratios of back-to-back pairs, each pair from its own depth of the Python stack "
+        f"(0 to {cold_start.STACK_SPAN} frames), as where Lambda's bootstrap imports from is unknown.",
         f"Create: {len(latency.handler_s)} of each, alternating, warm clients, against the local emulator "
         "and moto (about a millisecond a call, so the handler's own overhead is at its most visible).",
     ]
@@ -369,7 +370,8 @@ runs in this process against the local IoT Secure Tunneling emulator and moto (`
   after a 1-tunnel warm-up synth in that process; rounds interleave the approaches in rotating order.
   Marginal costs come from the 10 -> 100 tunnel difference.
 - Handler import: fresh interpreters, alternating handler and bare boto3; the handler from a copy of
-  `lambda_src` without byte-code, as the Lambda asset ships it.
+  `lambda_src` without byte-code, as the Lambda asset ships it; each pair from its own depth of the
+  Python stack (see `benchmarks/cold_start.py`).
 - AWS calls: botocore's `before-call` event on the handler's own (cached) clients: the handler runs
   unmodified.
 - Burst: threads call `on_event` with CloudFormation-shaped Create events, all released at once.
