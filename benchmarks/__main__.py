@@ -1,5 +1,5 @@
-"""``python -m benchmarks [--quick] [--no-write]``: run every benchmark, print the tables and the goals,
-and write docs/benchmarks.md and docs/benchmarks.png.
+"""``python -m benchmarks [--quick] [--no-write] [--only PART]``: run every benchmark, print the tables and
+the goals, and write docs/benchmarks.md and docs/benchmarks.png.
 """
 
 import argparse
@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import api_calls, burst, chart, cold_start, create_latency, machine, report, synthesis
+from .goals import Goal
 from .handler_env import LocalHandler
 from .measure import ROOT
+from .tables import Table
 
 DOCS = ROOT / "docs"
 CHART = "benchmarks.png"
@@ -25,6 +27,9 @@ class Effort:
 
 FULL = Effort(synthesis_rounds=4, import_runs=25, create_runs=40, burst_rounds=3)
 QUICK = Effort(synthesis_rounds=1, import_runs=5, create_runs=10, burst_rounds=1)
+# The handler's parts that run alone, to check a change to the handler against its goals in a minute or
+# two instead of the whole run's synthesis.
+PARTS = ("import", "burst")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="interpreter (with boto3) for the handler's cold import; best the Lambda runtime's version "
         "(default: this one)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="measure only this part of the handler's benchmarks (repeatable) and print its goals; "
+        "writes nothing",
     )
     return parser
 
@@ -62,16 +74,40 @@ def measure(effort: Effort, command: str, handler_python: str) -> report.Measure
     return report.Measurements(synthesized, imports, calls, latency, bursts, facts, command)
 
 
+def measure_parts(parts: list[str], effort: Effort, handler_python: str) -> tuple[list[Table], list[Goal]]:
+    tables: list[Table] = []
+    goal_list: list[Goal] = []
+    if "import" in parts:
+        _step(f"handler import: {effort.import_runs} fresh interpreters each")
+        goal_list += report.import_goals(cold_start.measure(effort.import_runs, handler_python))
+    if "burst" in parts:
+        with LocalHandler() as local:
+            _step(f"bursts of 100 Creates: {effort.burst_rounds} round(s) of {len(burst.Setup)} setups")
+            bursts = burst.measure(local, effort.burst_rounds)
+        tables.append(report.burst_table(bursts))
+        goal_list += report.burst_goals(bursts)
+    return tables, goal_list
+
+
+def _print(tables: list[Table], goal_list: list[Goal]) -> None:
+    for table in [*tables, report.goals_table(goal_list)]:
+        print(table.text(), end="\n\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
+    effort = QUICK if arguments.quick else FULL
+    if arguments.only:
+        tables, goal_list = measure_parts(arguments.only, effort, arguments.handler_python)
+        _print(tables, goal_list)
+        return 0 if all(goal.passed for goal in goal_list) else 1
     command = "python -m benchmarks" + (" --quick" if arguments.quick else "")
     if arguments.handler_python != sys.executable:
         command += f" --handler-python {arguments.handler_python}"
-    measurements = measure(QUICK if arguments.quick else FULL, command, arguments.handler_python)
+    measurements = measure(effort, command, arguments.handler_python)
     tables = report.all_tables(measurements)
     goal_list = report.goals(measurements)
-    for table in [*tables, report.goals_table(goal_list)]:
-        print(table.text(), end="\n\n")
+    _print(tables, goal_list)
     if not arguments.no_write:
         DOCS.mkdir(exist_ok=True)
         chart.draw(measurements.synthesis, DOCS / CHART)

@@ -4,9 +4,9 @@ CloudFormation sends the Creates of independent resources together; threads here
 ``on_event`` with them, all released at once. Three setups of the handler's boto3 clients:
 
 - ``shared``: the threads share the handler's cached clients, fresh as in a new Lambda environment,
-  and so one adaptive rate limiter and one retry quota;
+  and so one connection pool and one botocore retry quota;
 - ``per invocation``: each thread has clients of its own, as each concurrent Lambda invocation runs in an
-  execution environment of its own, where no limiter knows what the others send (what Lambda does);
+  execution environment of its own, where no client knows what the others send (what Lambda does);
 - ``shared, warm``: shared clients that have just made fast unthrottled calls (the Creates of
   ``WARM_UP_CREATES`` tunnels), which is how clients look in a long-lived process.
 
@@ -25,8 +25,6 @@ from enum import StrEnum
 from typing import Any
 from unittest import mock
 
-import boto3
-
 from .handler_env import LocalHandler
 from .measure import median, stopwatch
 
@@ -35,7 +33,6 @@ PER_SECOND = 10.0
 WARM_UP_CREATES = 20
 # Well past what a Create may take here; a thread still running then is reported as a failure.
 JOIN_TIMEOUT_S = 300.0
-SERVICES = ("iotsecuretunneling", "secretsmanager")
 
 Clients = dict[str, Any]
 
@@ -112,11 +109,15 @@ def _clients(local: LocalHandler, setup: Setup, tunnels: int) -> list[Clients]:
     aws_clients.tunneling.cache_clear()
     aws_clients.secrets.cache_clear()
     if setup is Setup.PER_INVOCATION:
-        # Made with the handler's own configuration, one after another: creating clients from one botocore
-        # session concurrently is not safe, and a cold start is not what this measures.
-        session = boto3.session.Session()
-        config = aws_clients._RETRYING
-        return [{name: session.client(name, config=config) for name in SERVICES} for _ in range(tunnels)]  # type: ignore[call-overload]
+        # Made by the handler's own functions without their cache, one after another: creating clients
+        # from one botocore session concurrently is not safe, and a cold start is not what this measures.
+        return [
+            {
+                "iotsecuretunneling": aws_clients.tunneling.__wrapped__(),
+                "secretsmanager": aws_clients.secrets.__wrapped__(),
+            }
+            for _ in range(tunnels)
+        ]
     if setup is Setup.SHARED_WARM:
         for index in range(WARM_UP_CREATES):
             local.on_event(local.event("Create", local.properties(index), index))

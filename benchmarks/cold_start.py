@@ -5,6 +5,15 @@ copy of ``lambda_src`` without byte-code caches and with writing them disabled: 
 ``__pycache__``, so Lambda compiles the handler's modules at every cold start, while boto3 and botocore
 come from the runtime precompiled (as they do here). The figures are the import alone (time) and the
 process's peak resident set after it (which includes the interpreter's own few MiB, as Lambda's does).
+
+Each pair of imports runs at a different depth of the Python stack, the same for both, spread over
+``STACK_SPAN`` frames. CPython keeps frames in 16 KiB chunks and frees a chunk as soon as the frame that
+opened it returns: recursion that goes back and forth across a chunk's end (the regex parser's, as
+urllib3 compiles its URL patterns at import) maps and unmaps a chunk on every call, thousands of times,
+which adds tens of milliseconds. Whether an import does so depends on where the stack stands when it
+starts, which for the handler is wherever Lambda's bootstrap imports it from; at one fixed depth the
+comparison would be between two arbitrary positions (boto3 imported from the top level happens to be
+one of its fastest).
 """
 
 import shutil
@@ -18,15 +27,21 @@ from .measure import LAMBDA_SOURCE, median, paired_ratio, run_python, spread
 HANDLER_MODULE = "tunnel_lambda.custom_resource"
 BARE_MODULE = "boto3"
 WARM_UP = 2
+# Depths of the probe's own frames (about 130 fill a 16 KiB chunk in CPython 3.11 to 3.13): two chunks.
+STACK_SPAN = 256
 _FIGURES = ("seconds", "cpu_seconds", "peak_kib")
 
 # The peak comes from /proc's VmHWM: ru_maxrss would include this (parent) process's size (see
 # measure.own_peak_kib), and the probe imports nothing but what it measures to read it.
 _PROBE = """
 import json, time
-started, cpu_started = time.perf_counter(), time.process_time()
-import {module}
-seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+def import_at_depth(depth):
+    if depth:
+        return import_at_depth(depth - 1)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    __import__("{module}")
+    return time.perf_counter() - started, time.process_time() - cpu_started
+seconds, cpu_seconds = import_at_depth({depth})
 with open("/proc/self/status") as status:
     peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 import platform
@@ -80,8 +95,7 @@ class ColdStart:
 
 def measure(runs: int, interpreter: str = sys.executable) -> ColdStart:
     """``interpreter`` needs boto3; the closer its version to the function's Lambda runtime, the better the
-    figures stand for a cold start there (CPython 3.11's regex parser, for one, runs urllib3's import
-    markedly slower after the handler's imports than after a bare boto3's; 3.13's does not).
+    figures stand for a cold start there.
     """
     with tempfile.TemporaryDirectory() as copy:
         source = Path(copy) / "lambda_src"
@@ -91,8 +105,10 @@ def measure(runs: int, interpreter: str = sys.executable) -> ColdStart:
             module: {name: [] for name in _FIGURES} for module in (HANDLER_MODULE, BARE_MODULE)
         }
         for run in range(WARM_UP + runs):
+            depth = run * STACK_SPAN // (WARM_UP + runs)
             for module in (HANDLER_MODULE, BARE_MODULE)[:: 1 if run % 2 else -1]:
-                result = run_python(["-c", _PROBE.format(module=module)], environment, interpreter)
+                probe = _PROBE.format(module=module, depth=depth)
+                result = run_python(["-c", probe], environment, interpreter)
                 if run >= WARM_UP:
                     for name, series in samples[module].items():
                         series.append(result[name])

@@ -2,7 +2,7 @@
 
 Both run warm (clients created, connections open) against the same local services, alternating, so
 what differs is only the handler's own work: parsing the event, building the token documents and its
-adaptive retry bookkeeping. Local services answer in about a millisecond, far faster than AWS, so this
+retry bookkeeping. Local services answer in about a millisecond, far faster than AWS, so this
 is the handler's overhead at its most visible.
 """
 

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import burst, deployment, synthesis
+from . import burst, cold_start, deployment, synthesis
 from .api_calls import SECRETS, TUNNELING, OperationCalls
 from .approaches import Approach
 from .burst import BurstRuns, Setup
@@ -166,7 +166,8 @@ def handler_table(m: Measurements) -> Table:
     table.notes += [
         f"Imports: {len(cold.handler.seconds)} fresh interpreters each, alternating; the handler from a copy "
         f"of lambda_src without byte-code (as the Lambda asset ships it); Python {cold.python}. Ratios are "
-        "medians of the ratios of back-to-back pairs.",
+        "medians of the ratios of back-to-back pairs, each pair from its own depth of the Python stack "
+        f"(0 to {cold_start.STACK_SPAN} frames), as where Lambda's bootstrap imports from is unknown.",
         f"Create: {len(latency.handler_s)} of each, alternating, warm clients, against the local emulator "
         "and moto (about a millisecond a call, so the handler's own overhead is at its most visible).",
     ]
@@ -189,9 +190,9 @@ def api_calls_table(m: Measurements) -> Table:
     return table
 
 
-def burst_table(m: Measurements) -> Table:
-    first = m.bursts[0].runs[0]
-    rounds = len(m.bursts[0].runs)
+def burst_table(bursts: list[BurstRuns]) -> Table:
+    first = bursts[0].runs[0]
+    rounds = len(bursts[0].runs)
     table = Table(
         f"Burst: {first.tunnels} Creates at once, OpenTunnel limited to {first.per_second:g}/s (other "
         f"operations unlimited); the median of {rounds} run{'s' if rounds > 1 else ''}"
@@ -208,7 +209,7 @@ def burst_table(m: Measurements) -> Table:
             "failed Creates (+ leaked tunnels)",
         ],
     )
-    for runs in m.bursts:
+    for runs in bursts:
         typical = runs.typical
         kinds = ", ".join(f"{kind} x{n}" for kind, n in runs.failure_kinds.most_common())
         table.add(
@@ -224,12 +225,12 @@ def burst_table(m: Measurements) -> Table:
         )
     table.notes += [
         "ideal: the limit's own pace, (tunnels - its burst of 10) / 10 per second.",
-        "shared: one process's threads share the handler's cached clients (fresh), and so one adaptive "
-        "limiter and one retry quota; a client per invocation: as Lambda runs concurrent invocations, each "
-        f"in its own environment; shared, warm: shared clients that just made {burst.WARM_UP_CREATES} fast "
-        "Creates (diagnostic, no goal).",
-        "A ThrottlingException failure is a retry refused: the attempts ran out, or a shared client's retry "
-        "quota (500 tokens, 5 a throttle) was spent.",
+        "shared: one process's threads share the handler's cached clients (fresh), and so one connection "
+        "pool and one botocore retry quota; a client per invocation: as Lambda runs concurrent invocations, "
+        f"each in its own environment; shared, warm: shared clients that just made {burst.WARM_UP_CREATES} "
+        "fast Creates (diagnostic, no goal).",
+        "A ThrottlingException failure is a Create still throttled when the handler's 90 s of retries for "
+        "one call ran out (tunnel_lambda.aws_clients).",
     ]
     return table
 
@@ -267,11 +268,9 @@ def goals(m: Measurements) -> list[Goal]:
     acr_bytes = synthesis.marginal(results, ACR, "template_bytes")
     st_time = results[(ST, 100)].median_of("app_s")
     acr_time = results[(ACR, 100)].median_of("app_s")
-    cold = m.cold_start
     creates = [r for r in m.api_calls if r.expected is not None]
     made = sum(len(r.calls) for r in creates)
     expected = sum(len(r.expected or []) for r in creates)
-    bursts = {runs.setup: runs for runs in m.bursts}
     return [
         Goal(
             "template bytes per added tunnel vs AwsCustomResource",
@@ -285,6 +284,19 @@ def goals(m: Measurements) -> list[Goal]:
             1.0,
             f"{st_time:.2f} vs {acr_time:.2f} s build + synth",
         ),
+        *import_goals(m.cold_start),
+        Goal(
+            "Create calls vs 1 OpenTunnel + 1 PutSecretValue per secret",
+            made / expected,
+            1.0,
+            "; ".join(f"{r.operation}: {r.summary}" for r in creates),
+        ),
+        *burst_goals(m.bursts),
+    ]
+
+
+def import_goals(cold: ColdStart) -> list[Goal]:
+    return [
         Goal(
             "handler import time vs bare `import boto3`",
             cold.time_ratio,
@@ -297,34 +309,29 @@ def goals(m: Measurements) -> list[Goal]:
             1.2,
             f"{cold.handler.median_peak_kib / MIB:.1f} vs {cold.bare.median_peak_kib / MIB:.1f} MiB",
         ),
-        Goal(
-            "Create calls vs 1 OpenTunnel + 1 PutSecretValue per secret",
-            made / expected,
-            1.0,
-            "; ".join(f"{r.operation}: {r.summary}" for r in creates),
-        ),
-        *(
-            goal
-            for setup in (Setup.SHARED, Setup.PER_INVOCATION)
-            for goal in (
-                Goal(
-                    f"100-tunnel burst vs ideal rate-limited time ({setup.value})",
-                    bursts[setup].typical.ratio,
-                    1.5,
-                    f"{bursts[setup].typical.total_s:.1f} vs {bursts[setup].typical.ideal_s:.1f} s",
-                ),
-                Goal(
-                    f"burst: failed Creates and leaked tunnels ({setup.value})",
-                    float(bursts[setup].problems),
-                    0.0,
-                    f"over {len(bursts[setup].runs)} run(s): "
-                    + (
-                        ", ".join(f"{k} x{n}" for k, n in bursts[setup].failure_kinds.items())
-                        or "none failed"
-                    ),
-                ),
-            )
-        ),
+    ]
+
+
+def burst_goals(burst_runs: list[BurstRuns]) -> list[Goal]:
+    bursts = {runs.setup: runs for runs in burst_runs}
+    return [
+        goal
+        for setup in (Setup.SHARED, Setup.PER_INVOCATION)
+        for goal in (
+            Goal(
+                f"100-tunnel burst vs ideal rate-limited time ({setup.value})",
+                bursts[setup].typical.ratio,
+                1.5,
+                f"{bursts[setup].typical.total_s:.1f} vs {bursts[setup].typical.ideal_s:.1f} s",
+            ),
+            Goal(
+                f"burst: failed Creates and leaked tunnels ({setup.value})",
+                float(bursts[setup].problems),
+                0.0,
+                f"over {len(bursts[setup].runs)} run(s): "
+                + (", ".join(f"{k} x{n}" for k, n in bursts[setup].failure_kinds.items()) or "none failed"),
+            ),
+        )
     ]
 
 
@@ -342,7 +349,7 @@ def all_tables(m: Measurements) -> list[Table]:
         deployment_table(m),
         handler_table(m),
         api_calls_table(m),
-        burst_table(m),
+        burst_table(m.bursts),
         *profile_tables(m),
     ]
 
@@ -363,7 +370,8 @@ runs in this process against the local IoT Secure Tunneling emulator and moto (`
   after a 1-tunnel warm-up synth in that process; rounds interleave the approaches in rotating order.
   Marginal costs come from the 10 -> 100 tunnel difference.
 - Handler import: fresh interpreters, alternating handler and bare boto3; the handler from a copy of
-  `lambda_src` without byte-code, as the Lambda asset ships it.
+  `lambda_src` without byte-code, as the Lambda asset ships it; each pair from its own depth of the
+  Python stack (see `benchmarks/cold_start.py`).
 - AWS calls: botocore's `before-call` event on the handler's own (cached) clients: the handler runs
   unmodified.
 - Burst: threads call `on_event` with CloudFormation-shaped Create events, all released at once.

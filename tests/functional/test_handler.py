@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from tunnel_lambda import aws_clients
 from tunnel_lambda.custom_resource import on_event
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/Test/0f1e2d3c-aaaa-bbbb-cccc-000000000000"
@@ -258,6 +259,19 @@ def test_throttling_is_retried(props: dict[str, Any], tunnel_emulator: Any, tunn
     tunnel_emulator.fail_next("OpenTunnel", times=2, error="ThrottlingException")
     tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
     assert describe(tunneling, tunnel_id)["status"] == "OPEN"
+
+
+def test_throttling_is_retried_past_botocores_attempts_until_its_time_runs_out(
+    props: dict[str, Any], tunnel_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aws_clients, "_THROTTLING_CAP_S", 0.01)
+    tunnel_emulator.fail_next("OpenTunnel", times=20, error="ThrottlingException")
+    on_event(event("Create", props))
+    monkeypatch.setattr(aws_clients, "_THROTTLING_BUDGET_S", 0.2)
+    tunnel_emulator.fail_next("OpenTunnel", times=1000, error="ThrottlingException")
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        on_event(event("Create", props))
+    assert len(tunnel_emulator.open_tunnels()) == 1
 
 
 def test_no_token_reaches_any_log_record(
