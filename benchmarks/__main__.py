@@ -1,5 +1,5 @@
-"""``python -m benchmarks [--quick] [--no-write]``: run every benchmark, print the tables and the goals,
-and write docs/benchmarks.md and docs/benchmarks.png.
+"""``python -m benchmarks [--quick] [--no-write] [--only synthesis]``: run every benchmark, print the tables
+and the goals, and write docs/benchmarks.md and docs/benchmarks.png.
 """
 
 import argparse
@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="fewer runs, for development (noisier figures)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     parser.add_argument(
+        "--only",
+        choices=["synthesis"],
+        help="run only this benchmark and print its tables and goals; leaves docs/ alone",
+    )
+    parser.add_argument(
         "--handler-python",
         default=sys.executable,
         metavar="PATH",
@@ -62,8 +67,19 @@ def measure(effort: Effort, command: str, handler_python: str) -> report.Measure
     return report.Measurements(synthesized, imports, calls, latency, bursts, facts, command)
 
 
+def _synthesis_only(effort: Effort) -> int:
+    _step(f"synthesis: {effort.synthesis_rounds} round(s) of 9 fresh processes")
+    results = synthesis.measure(effort.synthesis_rounds)
+    goal_list = report.synthesis_goals(results)
+    for table in [*report.synthesis_tables(results), report.goals_table(goal_list)]:
+        print(table.text(), end="\n\n")
+    return 0 if all(goal.passed for goal in goal_list) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
+    if arguments.only == "synthesis":
+        return _synthesis_only(QUICK if arguments.quick else FULL)
     command = "python -m benchmarks" + (" --quick" if arguments.quick else "")
     if arguments.handler_python != sys.executable:
         command += f" --handler-python {arguments.handler_python}"
