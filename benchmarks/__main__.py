@@ -27,9 +27,8 @@ class Effort:
 
 FULL = Effort(synthesis_rounds=4, import_runs=25, create_runs=40, burst_rounds=3)
 QUICK = Effort(synthesis_rounds=1, import_runs=5, create_runs=10, burst_rounds=1)
-# The handler's parts that run alone, to check a change to the handler against its goals in a minute or
-# two instead of the whole run's synthesis.
-PARTS = ("import", "burst")
+# Parts that run alone, to check a change against its goals without the whole run.
+PARTS = ("synthesis", "import", "burst")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,8 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         choices=PARTS,
-        help="measure only this part of the handler's benchmarks (repeatable) and print its goals; "
-        "writes nothing",
+        help="measure only this part (repeatable) and print its tables and goals; writes nothing",
     )
     return parser
 
@@ -77,6 +75,11 @@ def measure(effort: Effort, command: str, handler_python: str) -> report.Measure
 def measure_parts(parts: list[str], effort: Effort, handler_python: str) -> tuple[list[Table], list[Goal]]:
     tables: list[Table] = []
     goal_list: list[Goal] = []
+    if "synthesis" in parts:
+        _step(f"synthesis: {effort.synthesis_rounds} round(s) of 9 fresh processes")
+        results = synthesis.measure(effort.synthesis_rounds)
+        tables += report.synthesis_tables(results)
+        goal_list += report.synthesis_goals(results)
     if "import" in parts:
         _step(f"handler import: {effort.import_runs} fresh interpreters each")
         goal_list += report.import_goals(cold_start.measure(effort.import_runs, handler_python))

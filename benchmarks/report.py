@@ -55,8 +55,7 @@ _SYNTHESIS_ROWS: tuple[tuple[str, Callable[[synthesis.Synthesis], float], str], 
 )
 
 
-def synthesis_table(m: Measurements) -> Table:
-    results = m.synthesis
+def synthesis_table(results: synthesis.Results) -> Table:
     runs = len(next(iter(results.values())).runs)
     table = _approach_table(f"Synthesis (each in a fresh process; median of {runs} runs, ±half IQR)")
     counts = sorted({count for _, count in results})
@@ -84,8 +83,7 @@ def synthesis_table(m: Measurements) -> Table:
     return table
 
 
-def marginal_table(m: Measurements) -> Table:
-    results = m.synthesis
+def marginal_table(results: synthesis.Results) -> Table:
     table = _approach_table("Per added tunnel (from the 10 -> 100 difference)")
     rows: tuple[tuple[str, Callable[[Approach], float], str], ...] = (
         ("template bytes", lambda a: synthesis.marginal(results, a, "template_bytes"), "{:,.0f}"),
@@ -102,9 +100,9 @@ def marginal_table(m: Measurements) -> Table:
     return table
 
 
-def deployment_table(m: Measurements) -> Table:
-    count = max(c for _, c in m.synthesis)
-    shapes = {a: deployment.shape(m.synthesis[(a, count)].template, count) for a in APPROACHES}
+def deployment_table(results: synthesis.Results) -> Table:
+    count = max(c for _, c in results)
+    shapes = {a: deployment.shape(results[(a, count)].template, count) for a in APPROACHES}
     table = _approach_table(f"Deployment shape, {count} tunnels (from the templates)")
     table.add("client access tokens go to", *(TOKENS_GO[a] for a in APPROACHES), "")
     rows = (
@@ -125,8 +123,8 @@ def deployment_table(m: Measurements) -> Table:
     ):
         fits = {}
         for a in APPROACHES:
-            per_tunnel = synthesis.marginal(m.synthesis, a, name)
-            fixed = float(getattr(m.synthesis[(a, 10)], name)) - 10 * per_tunnel
+            per_tunnel = synthesis.marginal(results, a, name)
+            fixed = float(getattr(results[(a, 10)], name)) - 10 * per_tunnel
             fits[a] = float(deployment.tunnels_per_stack(fixed, per_tunnel, limit))
         _row(table, f"tunnels per stack ({limit_label})", fits, "{:,.0f}")
     table.notes += [
@@ -235,10 +233,10 @@ def burst_table(bursts: list[BurstRuns]) -> Table:
     return table
 
 
-def profile_tables(m: Measurements) -> list[Table]:
+def profile_tables(results: synthesis.Results) -> list[Table]:
     tables = []
     for approach in (ST, ACR):
-        small, large = m.synthesis[(approach, 10)], m.synthesis[(approach, 100)]
+        small, large = results[(approach, 10)], results[(approach, 100)]
         parts = per_tunnel_parts(small.template, large.template, large.count - small.count)
         table = Table(f"Template bytes per added tunnel, {approach.value}: largest parts", ["part", "bytes"])
         for part, size in list(parts.items())[:TOP_PARTS]:
@@ -247,7 +245,7 @@ def profile_tables(m: Measurements) -> list[Table]:
         table.add(f"{len(rest)} smaller parts", f"{sum(rest):.0f}")
         table.add("total", f"{sum(parts.values()):.0f}")
         tables.append(table)
-    trips = synthesis.round_trips_per_tunnel(m.synthesis, ST)
+    trips = synthesis.round_trips_per_tunnel(results, ST)
     table = Table("jsii round trips per added tunnel, SecureTunnel (request kind)", ["request", "per tunnel"])
     for kind, count in list(trips.items())[:TOP_PARTS]:
         table.add(kind, f"{count:.1f}")
@@ -255,22 +253,18 @@ def profile_tables(m: Measurements) -> list[Table]:
     table.add(f"{len(rest)} other kinds", f"{sum(rest):.1f}")
     table.add("total", f"{sum(trips.values()):.1f}")
     others = ", ".join(
-        f"{a.value} {sum(synthesis.round_trips_per_tunnel(m.synthesis, a).values()):.0f}" for a in (ACR, CFN)
+        f"{a.value} {sum(synthesis.round_trips_per_tunnel(results, a).values()):.0f}" for a in (ACR, CFN)
     )
     table.notes.append(f"For comparison: {others}.")
     tables.append(table)
     return tables
 
 
-def goals(m: Measurements) -> list[Goal]:
-    results = m.synthesis
+def synthesis_goals(results: synthesis.Results) -> list[Goal]:
     st_bytes = synthesis.marginal(results, ST, "template_bytes")
     acr_bytes = synthesis.marginal(results, ACR, "template_bytes")
     st_time = results[(ST, 100)].median_of("app_s")
     acr_time = results[(ACR, 100)].median_of("app_s")
-    creates = [r for r in m.api_calls if r.expected is not None]
-    made = sum(len(r.calls) for r in creates)
-    expected = sum(len(r.expected or []) for r in creates)
     return [
         Goal(
             "template bytes per added tunnel vs AwsCustomResource",
@@ -284,6 +278,15 @@ def goals(m: Measurements) -> list[Goal]:
             1.0,
             f"{st_time:.2f} vs {acr_time:.2f} s build + synth",
         ),
+    ]
+
+
+def goals(m: Measurements) -> list[Goal]:
+    creates = [r for r in m.api_calls if r.expected is not None]
+    made = sum(len(r.calls) for r in creates)
+    expected = sum(len(r.expected or []) for r in creates)
+    return [
+        *synthesis_goals(m.synthesis),
         *import_goals(m.cold_start),
         Goal(
             "Create calls vs 1 OpenTunnel + 1 PutSecretValue per secret",
@@ -342,15 +345,26 @@ def goals_table(goal_list: list[Goal]) -> Table:
     return table
 
 
-def all_tables(m: Measurements) -> list[Table]:
+def synthesis_tables(results: synthesis.Results) -> list[Table]:
+    """The tables made from the synthesis runs alone (``python -m benchmarks --only synthesis``)."""
     return [
-        synthesis_table(m),
-        marginal_table(m),
-        deployment_table(m),
+        synthesis_table(results),
+        marginal_table(results),
+        deployment_table(results),
+        *profile_tables(results),
+    ]
+
+
+def all_tables(m: Measurements) -> list[Table]:
+    synthesized, marginal, shape, *profiles = synthesis_tables(m.synthesis)
+    return [
+        synthesized,
+        marginal,
+        shape,
         handler_table(m),
         api_calls_table(m),
         burst_table(m.bursts),
-        *profile_tables(m),
+        *profiles,
     ]
 
 

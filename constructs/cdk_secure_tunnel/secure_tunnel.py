@@ -1,12 +1,14 @@
 """The SecureTunnel construct: an AWS IoT secure tunnel that lives and dies with the stack."""
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 
 import jsii
 from aws_cdk import (
     Acknowledgment,
-    CustomResource,
+    CfnResource,
     Duration,
+    IResolvable,
     ITaggable,
     RemovalPolicy,
     Stack,
@@ -24,10 +26,14 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IValidation
 
 from . import validation
-from .tunnel_provider import STACK_TAG, TunnelProvider
+from .tunnel_provider import STACK_ID, STACK_TAG, TunnelProvider, per_stack, stack_of
 from .tunnel_upkeep import MIN_RENEWED_LIFETIME_MINUTES, RENEW_TAG, TunnelUpkeep
 
 RESOURCE_TYPE = "Custom::SecureTunnel"
+# The handler's defaults for properties the template leaves out (lambda_src/tunnel_lambda/tunnel_spec.py):
+# a property equal to its default is left out, which keeps the template small.
+DEFAULT_SERVICES = ["SSH"]
+DEFAULT_LIFETIME_MINUTES = validation.MAX_LIFETIME_MINUTES
 
 
 @jsii.implements(ITaggable)
@@ -101,76 +107,77 @@ class SecureTunnel(Construct):
             Default: false; the tunnel closes when its lifetime ends.
         """
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
+        # Each call into aws-cdk-lib is a round trip to Node.js, and a stack may hold hundreds of tunnels:
+        # what its tunnels share is looked up once per stack (see per_stack), and no value twice.
+        stack = stack_of(scope)
         thing_name = self._thing_name(thing)
-        service_names = validation.check_services(list(services) if services is not None else ["SSH"])
-        lifetime_minutes = validation.check_max_lifetime(max_lifetime or Duration.hours(12))
-        rotation_schedule = None
-        if rotate_every is not None:
-            rotation_schedule = validation.check_rotate_every(rotate_every)
-            if rotate_on_demand is False:
-                raise ValueError(
-                    f"rotate_on_demand: got False with rotate_every={rotate_every.to_human_string()!r}; "
-                    "scheduled rotation uses the same rotation function, so leave rotate_on_demand unset"
-                )
+        service_names = (
+            validation.check_services(list(services)) if services is not None else DEFAULT_SERVICES
+        )
+        lifetime_minutes = (
+            validation.check_max_lifetime(max_lifetime)
+            if max_lifetime is not None
+            else DEFAULT_LIFETIME_MINUTES
+        )
+        rotation_schedule = self._rotation_schedule(rotate_every, rotate_on_demand)
         if renew:
             validation.check_renewed_lifetime(lifetime_minutes, MIN_RENEWED_LIFETIME_MINUTES)
         description = validation.check_description(
-            description
-            if description is not None
-            else f"cdk-secure-tunnel {self.node.path} in stack {stack.stack_name}"
+            description if description is not None else _default_description(stack, self.node.path)
         )
         self._tags = TagManager(TagType.KEY_VALUE, RESOURCE_TYPE)
         for key, value in validation.check_tags(tags or {}).items():
             self._tags.set_tag(key, value)
-        self.node.add_validation(_RenderedTagsCheck(self._tags))
-
-        scheduled = rotation_schedule is not None
-        self.source_token_secret: secretsmanager.ISecret = self._token_secret(
-            "SourceToken", "source", encryption_key, scheduled
+        provider = TunnelProvider.of(stack)
+        rendered_tags = self._tags.rendered_tags
+        per_stack(stack, _RenderedTagsCheck.__name__, lambda: _RenderedTagsCheck(provider)).add(
+            self, rendered_tags
         )
+
         keep_destination = store_destination_token if store_destination_token is not None else thing is None
-        self.destination_token_secret: secretsmanager.ISecret | None = (
-            self._token_secret("DestinationToken", "destination", encryption_key, scheduled)
-            if keep_destination
-            else None
+        secrets = self._token_secrets(
+            encryption_key, keep_destination, scheduled=rotation_schedule is not None
         )
-
-        provider = TunnelProvider.of(self)
+        self.source_token_secret: secretsmanager.ISecret = secrets["SourceToken"]
+        self.destination_token_secret: secretsmanager.ISecret | None = secrets.get("DestinationToken")
+        secret_arns = {secret_id: secret.secret_arn for secret_id, secret in secrets.items()}
         if encryption_key is not None:
-            # PutSecretValue with a customer managed key needs exactly this (grant_encrypt adds wildcards).
-            encryption_key.grant(provider.handler_role, "kms:GenerateDataKey")
-        properties: dict[str, object] = {
-            "Services": service_names,
-            "MaxLifetimeMinutes": lifetime_minutes,
-            "Description": description,
-            "SourceTokenSecretArn": self.source_token_secret.secret_arn,
-            "Tags": self._tags.rendered_tags,
-        }
-        if thing_name is not None:
-            properties["ThingName"] = thing_name
-        if self.destination_token_secret is not None:
-            properties["DestinationTokenSecretArn"] = self.destination_token_secret.secret_arn
-        if renew:
-            properties["Renew"] = True
-        self._resource = CustomResource(
-            self,
-            "Resource",
-            service_token=provider.service_token,
-            resource_type=RESOURCE_TYPE,
-            properties=properties,
-        )
-        if isinstance(thing, iot.CfnThing):
-            self._resource.node.add_dependency(thing)
-        # The handler's secret writes and key use are granted by policies that must exist before it runs.
-        self._resource.node.add_dependency(provider.handler_role)
-        if rotate_on_demand is not False or scheduled:
-            self._rotate(rotation_schedule, encryption_key)
-        if renew:
-            self._renew(provider, encryption_key, lifetime_minutes)
+            provider.allow_key(encryption_key)
 
-        self.tunnel_id: str = self._resource.ref
-        self.tunnel_arn: str = self._resource.get_att_string("TunnelArn")
+        properties: dict[str, object] = {
+            "ServiceToken": provider.service_token,
+            "Description": description,
+            "SourceTokenSecretArn": secret_arns["SourceToken"],
+            "Tags": rendered_tags,
+        }
+        optional: dict[str, object | None] = {
+            "Services": service_names if service_names != DEFAULT_SERVICES else None,
+            "MaxLifetimeMinutes": lifetime_minutes if lifetime_minutes != DEFAULT_LIFETIME_MINUTES else None,
+            "ThingName": thing_name,
+            "DestinationTokenSecretArn": secret_arns.get("DestinationToken"),
+            "Renew": True if renew else None,
+        }
+        properties.update((name, value) for name, value in optional.items() if value is not None)
+        # A custom resource without DeletionPolicy: CloudFormation's default, Delete, closes the tunnel.
+        # The handler's rights need no DependsOn: the service token leads through the provider framework's
+        # function to the handler, which depends on its role and policy.
+        self._resource = CfnResource(self, "Resource", type=RESOURCE_TYPE, properties=properties)
+        if isinstance(thing, iot.CfnThing):
+            self._resource.add_resource_dependency(thing)
+        if rotate_on_demand is not False or rotation_schedule is not None:
+            self._rotate(stack, secret_arns, rotation_schedule, encryption_key)
+        if renew:
+            self._renew(stack, lifetime_minutes, encryption_key)
+
+    @cached_property
+    def tunnel_id(self) -> str:
+        """The tunnel's id (the resource's ``Ref``); with ``renew``, the first tunnel's."""
+        return self._resource.ref
+
+    @cached_property
+    def tunnel_arn(self) -> str:
+        """The tunnel's ARN; with ``renew``, the first tunnel's."""
+        return Token.as_string(self._resource.get_att("TunnelArn"))
 
     @property
     def tags(self) -> TagManager:
@@ -190,24 +197,35 @@ class SecureTunnel(Construct):
             )
         return self.destination_token_secret.grant_read(grantee)
 
-    def _token_secrets(self) -> list[secretsmanager.ISecret]:
-        return [s for s in (self.source_token_secret, self.destination_token_secret) if s is not None]
+    @staticmethod
+    def _rotation_schedule(rotate_every: Duration | None, rotate_on_demand: bool | None) -> str | None:
+        if rotate_every is None:
+            return None
+        if rotate_on_demand is False:
+            raise ValueError(
+                f"rotate_on_demand: got False with rotate_every={rotate_every.to_human_string()!r}; "
+                "scheduled rotation uses the same rotation function, so leave rotate_on_demand unset"
+            )
+        return validation.check_rotate_every(rotate_every)
 
-    def _rotate(self, rotation_schedule: str | None, encryption_key: kms.IKey | None) -> None:
-        upkeep = TunnelUpkeep.of(self)
+    def _rotate(
+        self,
+        stack: Stack,
+        secret_arns: Mapping[str, str],
+        rotation_schedule: str | None,
+        encryption_key: kms.IKey | None,
+    ) -> None:
+        upkeep = TunnelUpkeep.of(stack)
         if encryption_key is not None:
             upkeep.allow_key(encryption_key)
-        for secret in self._token_secrets():
-            upkeep.rotate(self, secret, after=self._resource, schedule=rotation_schedule)
+        for secret_id, secret_arn in secret_arns.items():
+            upkeep.rotate(self, secret_id, secret_arn, after=self._resource, schedule=rotation_schedule)
 
-    def _renew(self, provider: TunnelProvider, encryption_key: kms.IKey | None, lifetime: float) -> None:
-        upkeep = TunnelUpkeep.of(self)
-        upkeep.renew(lifetime)
-        provider.allow_renewal()
+    def _renew(self, stack: Stack, lifetime_minutes: float, encryption_key: kms.IKey | None) -> None:
+        upkeep = TunnelUpkeep.of(stack)
+        upkeep.renew(lifetime_minutes)
         if encryption_key is not None:
             upkeep.allow_key(encryption_key)
-            # Update reads the current tunnel's id from the source secret.
-            encryption_key.grant(provider.handler_role, "kms:Decrypt")
         Tags.of(self.source_token_secret).add(RENEW_TAG, "true")
 
     @staticmethod
@@ -220,44 +238,77 @@ class SecureTunnel(Construct):
             raise TypeError(f"thing: got {thing!r}; expected a thing name or an aws_iot.CfnThing")
         return validation.check_name("thing", thing)
 
-    def _token_secret(
-        self, construct_id: str, client_mode: str, encryption_key: kms.IKey | None, scheduled: bool
-    ) -> secretsmanager.Secret:
-        secret = secretsmanager.Secret(
-            self,
-            construct_id,
-            description=f"{client_mode.capitalize()} access token of IoT secure tunnel {self.node.path}",
-            encryption_key=encryption_key,
-            # A closed tunnel's token is useless: nothing is lost when the stack goes.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        # The handler may write only secrets carrying this tag (see TunnelProvider).
-        Tags.of(secret).add(STACK_TAG, Stack.of(self).stack_id)
-        if scheduled:
-            return secret  # a rotation schedule satisfies cdk-nag's SMG4
-        Validations.of(secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="The token is issued by IoT Secure Tunneling, not generated by Secrets Manager; the "
-                "handler writes a new one whenever the tunnel is rotated or replaced.",
+    def _token_secrets(
+        self, encryption_key: kms.IKey | None, keep_destination: bool, *, scheduled: bool
+    ) -> dict[str, secretsmanager.Secret]:
+        """The token secrets by construct id: ``SourceToken``, and ``DestinationToken`` if kept."""
+        modes = {"SourceToken": "source", **({"DestinationToken": "destination"} if keep_destination else {})}
+        secrets = {
+            secret_id: secretsmanager.Secret(
+                self,
+                secret_id,
+                # The secret's name, made from its logical id, already names the tunnel.
+                description=f"cdk-secure-tunnel: {client_mode} token",
+                encryption_key=encryption_key,
+                # A closed tunnel's token is useless: nothing is lost when the stack goes.
+                removal_policy=RemovalPolicy.DESTROY,
             )
-        )
-        return secret
+            for secret_id, client_mode in modes.items()
+        }
+        for secret in secrets.values():
+            # The handler may write only secrets carrying this tag (see TunnelProvider). Tagged one by one:
+            # Tags.of(self) would also visit the tunnel, a call from Node.js into Python at synth.
+            Tags.of(secret).add(STACK_TAG, STACK_ID)
+        if not scheduled:  # a rotation schedule with a rule satisfies cdk-nag's SMG4
+            Validations.of(self).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SMG4",
+                    reason="The token is issued by IoT Secure Tunneling, not generated by Secrets Manager; "
+                    "the handler writes a new one whenever the tunnel is rotated or replaced.",
+                )
+            )
+        return secrets
+
+
+def _default_description(stack: Stack, path: str) -> str:
+    """Names the construct path, and the stack unless the path starts with its name (as it usually does)."""
+    stack_name = per_stack(stack, "stack_name", lambda: stack.stack_name)
+    if path.startswith(f"{stack_name}/"):
+        return f"cdk-secure-tunnel {path}"
+    return f"cdk-secure-tunnel {path} in stack {stack_name}"
 
 
 @jsii.implements(IValidation)
 class _RenderedTagsCheck:
-    """Checks the tags as rendered at synth, when ``Tags.of(...)`` has added its own."""
+    """Checks the tags of a stack's tunnels as rendered at synth, when ``Tags.of(...)`` has added its own.
 
-    def __init__(self, tags: TagManager) -> None:
-        self._tags = tags
+    One check per stack, resolving every tunnel's tags in one call: a validation is a call from Node.js
+    into Python, and each call back into aws-cdk-lib a round trip.
+    """
+
+    def __init__(self, scope: Construct) -> None:
+        self._stack = stack_of(scope)
+        self._tunnels: list[tuple[Construct, IResolvable]] = []
+        scope.node.add_validation(self)
+
+    def add(self, tunnel: Construct, rendered_tags: IResolvable) -> None:
+        self._tunnels.append((tunnel, rendered_tags))
 
     def validate(self) -> list[str]:
-        rendered = self._tags.render_tags() or []
-        if Token.is_unresolved(rendered):
-            return []
-        try:
-            validation.check_tags({tag["Key"]: tag["Value"] for tag in rendered}, parameter="Tags.of(...)")
-        except ValueError as error:
-            return [str(error)]
-        return []
+        # Keyed by position: a tunnel without tags resolves to nothing, which resolve() leaves out.
+        resolved = self._stack.resolve({str(index): tags for index, (_, tags) in enumerate(self._tunnels)})
+        errors = []
+        for index, (tunnel, _) in enumerate(self._tunnels):
+            try:
+                validation.check_tags(
+                    {_text(tag["Key"]): _text(tag["Value"]) for tag in resolved.get(str(index), ())},
+                    parameter="Tags.of(...)",
+                )
+            except ValueError as error:
+                errors.append(f"{tunnel.node.path}: {error}")
+        return errors
+
+
+def _text(resolved: object) -> str:
+    """A resolved tag key or value; one from a token is an intrinsic, a token again for the checks."""
+    return resolved if isinstance(resolved, str) else Token.as_string(resolved)

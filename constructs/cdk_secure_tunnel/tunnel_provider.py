@@ -5,10 +5,13 @@ scoped by tags that name the stack, not by the ARNs of each tunnel or secret, so
 tunnels has the same handler policy as a stack with one.
 """
 
-from typing import TypeVar, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+from weakref import WeakKeyDictionary
 
 from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations, aws_lambda
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 
@@ -19,8 +22,30 @@ from .validation import RESERVED_TAG_PREFIXES
 
 # The tag that ties tunnels and token secrets to their stack (see lambda_src/tunnel_lambda/tunnel_spec.py).
 STACK_TAG = f"{RESERVED_TAG_PREFIXES[1]}stack-id"
+# Pseudo parameters are the same tokens in every stack: read from aws-cdk-lib once, not at every use.
+STACK_ID = Aws.STACK_ID
+_PARTITION, _REGION, _ACCOUNT_ID = Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
 
 _Shared = TypeVar("_Shared", bound=Construct)
+_T = TypeVar("_T")
+
+# What every tunnel of a stack shares, looked up once per stack: each call into aws-cdk-lib is a round
+# trip to its Node.js process, and those round trips are most of a Python app's synth time. jsii hands
+# back the same Python object for the same construct, so the stack is a key.
+_PER_STACK: "WeakKeyDictionary[Stack, dict[str, Any]]" = WeakKeyDictionary()
+
+
+def stack_of(scope: Construct) -> Stack:
+    """``Stack.of(scope)``, without a round trip when ``scope`` is the stack itself."""
+    return scope if isinstance(scope, Stack) else Stack.of(scope)
+
+
+def per_stack(stack: Stack, key: str, make: Callable[[], _T]) -> _T:
+    """``make()``, called once per stack and ``key``."""
+    shared = _PER_STACK.setdefault(stack, {})
+    if key not in shared:
+        shared[key] = make()
+    return cast(_T, shared[key])
 
 
 def stack_singleton(cls: type[_Shared], scope: Construct, construct_id: str) -> _Shared:
@@ -28,16 +53,29 @@ def stack_singleton(cls: type[_Shared], scope: Construct, construct_id: str) -> 
 
     The id is a contract: CloudFormation refuses a new ServiceToken for an existing custom resource.
     """
-    stack = Stack.of(scope)
-    existing = stack.node.try_find_child(construct_id)
-    if isinstance(existing, cls):
-        return existing
-    return cls(stack, construct_id)
+    stack = stack_of(scope)
+
+    def find_or_create() -> _Shared:
+        existing = stack.node.try_find_child(construct_id)
+        return existing if isinstance(existing, cls) else cls(stack, construct_id)
+
+    return per_stack(stack, construct_id, find_or_create)
+
+
+def allow_key_once(role: iam.IRole, key: kms.IKey, allowed: set[kms.IKey]) -> None:
+    """Let ``role`` read and write secrets encrypted with ``key`` (``allowed``: the keys it already may).
+
+    Tunnels of a stack often share a key; one grant serves them all. Exactly these two actions:
+    ``grant_encrypt_decrypt`` would add ``kms:ReEncrypt*`` and ``kms:GenerateDataKey*``.
+    """
+    if key not in allowed:
+        allowed.add(key)
+        key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
 
 
 def arn(service: str, resource: str) -> str:
     """An ARN in this stack's partition, region and account."""
-    return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+    return f"arn:{_PARTITION}:{service}:{_REGION}:{_ACCOUNT_ID}:{resource}"
 
 
 _ACKNOWLEDGMENTS = {
@@ -90,7 +128,7 @@ class TunnelProvider(Construct):
             timeout=Duration.minutes(10),
         )
         self._grant_tunneling()
-        self._renewal_allowed = False
+        self._keys: set[kms.IKey] = set()
         self.provider = cr.Provider(
             self,
             "Provider",
@@ -114,31 +152,12 @@ class TunnelProvider(Construct):
             ),
         )
 
-    def allow_renewal(self) -> None:
-        """What the handler needs once a tunnel of the stack renews: Update reads the current tunnel's id
-        from its source secret, and Delete lists the tunnels that renewed the resource to close them.
-        """
-        if self._renewal_allowed:
-            return
-        self._renewal_allowed = True
-        self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadThisStacksTokenSecrets",
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[arn("secretsmanager", "secret:*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": Aws.STACK_ID}},
-            )
-        )
-        self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="FindRenewedTunnels",
-                actions=["iot:ListTunnels"],
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-            )
-        )
+    def allow_key(self, key: kms.IKey) -> None:
+        """Let the handler write tokens to secrets encrypted with ``key``, and read them back."""
+        allow_key_once(self.handler_role, key, self._keys)
 
     def _grant_tunneling(self) -> None:
-        stack_tag = {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": Aws.STACK_ID}}
+        stack_tag = {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": STACK_ID}}
         self.handler_role.add_to_policy(
             iam.PolicyStatement(
                 sid="OpenTunnelsTaggedWithThisStack",
@@ -172,6 +191,25 @@ class TunnelProvider(Construct):
                 sid="WriteThisStacksTokenSecrets",
                 actions=["secretsmanager:PutSecretValue"],
                 resources=[arn("secretsmanager", "secret:*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": Aws.STACK_ID}},
+                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
+            )
+        )
+        # Update reads the token secrets (with renewal, the source secret names the current tunnel), and
+        # Delete lists the tunnels that renewed the resource. Granted whether or not a tunnel renews: an
+        # update that turns renewal off applies the policy before the handler updates or deletes the
+        # tunnels that did renew.
+        self.handler_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadThisStacksTokenSecrets",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[arn("secretsmanager", "secret:*")],
+                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
+            )
+        )
+        self.handler_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FindRenewedTunnels",
+                actions=["iot:ListTunnels"],
+                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
             )
         )

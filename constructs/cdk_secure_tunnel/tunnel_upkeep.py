@@ -12,13 +12,13 @@ Like the handler's, its IAM policy is scoped by the stack's tag and does not gro
 tunnels, and renewal adds three resources per stack rather than any per tunnel (see ``renew``).
 
 >>> upkeep = TunnelUpkeep.of(scope)  # doctest: +SKIP
->>> upkeep.rotate(tunnel, secret, after=tunnel_resource, schedule="rate(8 hours)")  # doctest: +SKIP
+>>> upkeep.rotate(tunnel, "SourceToken", arn, after=resource, schedule="rate(8 hours)")  # doctest: +SKIP
 >>> upkeep.renew(lifetime_minutes=120)  # doctest: +SKIP
 """
 
 import math
 
-from aws_cdk import Acknowledgment, Aws, Duration, Stack, Token, Validations, aws_lambda
+from aws_cdk import Acknowledgment, Aws, CfnResource, Duration, Stack, Validations, aws_lambda
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_scheduler as scheduler
@@ -27,8 +27,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from .lambda_code import python_function
-from .tunnel_provider import STACK_TAG, arn, stack_singleton
-from .validation import RESERVED_TAG_PREFIXES
+from .tunnel_provider import STACK_ID, STACK_TAG, TunnelProvider, allow_key_once, arn, stack_singleton
+from .validation import RESERVED_TAG_PREFIXES, is_unresolved
 
 # On the source secret of each renewing tunnel: how the schedule finds them (tunnel_lambda/renewal.py).
 RENEW_TAG = f"{RESERVED_TAG_PREFIXES[1]}renew"
@@ -59,6 +59,10 @@ _ACKNOWLEDGMENTS = {
 }
 
 
+def _rate(interval_minutes: int) -> str:
+    return f"rate({interval_minutes} minutes)"
+
+
 class TunnelUpkeep(Construct):
     """The stack's rotation and renewal function, its role and (with renewal) its schedule."""
 
@@ -79,39 +83,53 @@ class TunnelUpkeep(Construct):
             # A renewal run walks every renewing tunnel of the stack, each with retried calls.
             timeout=Duration.minutes(10),
         )
+        self.function_arn = self.function.function_arn
         # One permission for every secret: the stack's own account only, so no other account's secret can
         # name this function as its rotation function.
-        self._invoke_permission = aws_lambda.CfnPermission(
+        invoke_permission = aws_lambda.CfnPermission(
             self,
             "SecretsManagerInvoke",
             action="lambda:InvokeFunction",
-            function_name=self.function.function_arn,
+            function_name=self.function_arn,
             principal="secretsmanager.amazonaws.com",
             source_account=Aws.ACCOUNT_ID,
         )
+        # Configuring rotation makes Secrets Manager test the function at once, so the permission must
+        # exist before any rotation schedule. Every schedule waits for its tunnel (see rotate), every
+        # tunnel for the handler, through its service token and the provider framework: one dependency of
+        # the handler orders them all, instead of one in each schedule.
+        TunnelProvider.of(self).handler.node.add_dependency(invoke_permission)
         self._grant_rotation()
         self._schedule: scheduler.CfnSchedule | None = None
-        self._renewed_lifetimes: list[float] = []
-        self._keys: set[str] = set()
+        # Minutes between renewal runs: the shortest renewed lifetime so far, less the margin.
+        self._interval = MAX_CHECK_INTERVAL_MINUTES
+        self._keys: set[kms.IKey] = set()
         Validations.of(self).acknowledge(
             *(Acknowledgment(id=rule, reason=reason) for rule, reason in _ACKNOWLEDGMENTS.items())
         )
 
     def rotate(
-        self, scope: Construct, secret: secretsmanager.ISecret, *, after: Construct, schedule: str | None
+        self,
+        scope: Construct,
+        secret_id: str,
+        secret_arn: str,
+        *,
+        after: CfnResource,
+        schedule: str | None,
     ) -> secretsmanager.CfnRotationSchedule:
         """Make this function the secret's rotation function, with a rotation rule if ``schedule`` is set.
 
-        The rotation schedule goes into ``scope`` (the SecureTunnel), named after the secret.
+        The rotation schedule goes into ``scope`` (the SecureTunnel), named after the secret's construct
+        id ``secret_id``.
 
-        ``after`` is what writes the secret's first token: rotation is configured only once it exists, and
-        configuring it does not rotate at once (the token was just issued).
+        ``after`` is the tunnel that writes the secret's first token: rotation is configured only once it
+        exists, and configuring it does not rotate at once (the token was just issued).
         """
         rotation = secretsmanager.CfnRotationSchedule(
             scope,
-            f"{secret.node.id}Rotation",
-            secret_id=secret.secret_arn,
-            rotation_lambda_arn=self.function.function_arn,
+            f"{secret_id}Rotation",
+            secret_id=secret_arn,
+            rotation_lambda_arn=self.function_arn,
             rotation_rules=(
                 secretsmanager.CfnRotationSchedule.RotationRulesProperty(schedule_expression=schedule)
                 if schedule
@@ -119,15 +137,15 @@ class TunnelUpkeep(Construct):
             ),
             rotate_immediately_on_update=False,
         )
-        # Secrets Manager tests the function when rotation is configured: it needs its rights by then.
-        rotation.node.add_dependency(after, self.role, self._invoke_permission)
+        # Secrets Manager tests the function when rotation is configured: the function's role and policy
+        # come first through RotationLambdaARN (a function depends on its role), the invoke permission
+        # through ``after`` (see __init__).
+        rotation.add_resource_dependency(after)
         return rotation
 
     def allow_key(self, key: kms.IKey) -> None:
         """Let the function read and write secrets encrypted with ``key``."""
-        if key.node.path not in self._keys:
-            self._keys.add(key.node.path)
-            key.grant(self.role, "kms:Decrypt", "kms:GenerateDataKey")
+        allow_key_once(self.role, key, self._keys)
 
     def renew(self, lifetime_minutes: float) -> None:
         """Renew a tunnel living ``lifetime_minutes`` (a number token counts as the shortest allowed).
@@ -138,16 +156,16 @@ class TunnelUpkeep(Construct):
         tunnel would be exact, but adds a resource per tunnel: 150 tunnels with a secret and rotation each
         would need 600 resources, past CloudFormation's 500.
         """
+        lifetime = MIN_RENEWED_LIFETIME_MINUTES if is_unresolved(lifetime_minutes) else lifetime_minutes
+        interval = max(1, min(self._interval, math.floor(lifetime) - RENEWAL_MARGIN_MINUTES))
         if self._schedule is None:
-            self._schedule = self._create_schedule()
-        resolved = not Token.is_unresolved(lifetime_minutes)
-        self._renewed_lifetimes.append(lifetime_minutes if resolved else MIN_RENEWED_LIFETIME_MINUTES)
-        shortest = min(self._renewed_lifetimes)
-        interval = max(1, min(MAX_CHECK_INTERVAL_MINUTES, math.floor(shortest) - RENEWAL_MARGIN_MINUTES))
-        self._schedule.schedule_expression = f"rate({interval} minutes)"
-        self._schedule.target = self._target(within_minutes=interval + RENEWAL_MARGIN_MINUTES)
+            self._schedule = self._create_schedule(interval)
+        elif interval != self._interval:
+            self._schedule.schedule_expression = _rate(interval)
+            self._schedule.target = self._target(interval)
+        self._interval = interval
 
-    def _create_schedule(self) -> scheduler.CfnSchedule:
+    def _create_schedule(self, interval: int) -> scheduler.CfnSchedule:
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="FindRenewingTokenSecrets",
@@ -160,7 +178,7 @@ class TunnelUpkeep(Construct):
                 sid="OpenTunnelsTaggedWithThisStack",
                 actions=["iot:OpenTunnel", "iot:TagResource"],
                 resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-                conditions={"StringEquals": {f"aws:RequestTag/{STACK_TAG}": Aws.STACK_ID}},
+                conditions={"StringEquals": {f"aws:RequestTag/{STACK_TAG}": STACK_ID}},
             )
         )
         self._scheduler_role = iam.Role(
@@ -172,25 +190,26 @@ class TunnelUpkeep(Construct):
             description="Lets EventBridge Scheduler start this stack's tunnel renewal",
         )
         self._scheduler_role.add_to_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function_arn])
         )
         schedule = scheduler.CfnSchedule(
             self,
             "RenewalSchedule",
             description="cdk-secure-tunnel: renews this stack's IoT secure tunnels before they expire",
             flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            schedule_expression=f"rate({MAX_CHECK_INTERVAL_MINUTES} minutes)",
-            target=self._target(within_minutes=MAX_CHECK_INTERVAL_MINUTES + RENEWAL_MARGIN_MINUTES),
+            schedule_expression=_rate(interval),
+            target=self._target(interval),
         )
         schedule.node.add_dependency(self._scheduler_role, self.role)
         return schedule
 
-    def _target(self, within_minutes: int) -> scheduler.CfnSchedule.TargetProperty:
+    def _target(self, interval: int) -> scheduler.CfnSchedule.TargetProperty:
+        """Each run renews what ends before the next run's margin: within ``interval + margin`` minutes."""
         return scheduler.CfnSchedule.TargetProperty(
-            arn=self.function.function_arn,
+            arn=self.function_arn,
             role_arn=self._scheduler_role.role_arn,
             input=Stack.of(self).to_json_string(
-                {"stackId": Aws.STACK_ID, "renewWithinMinutes": within_minutes}
+                {"stackId": STACK_ID, "renewWithinMinutes": interval + RENEWAL_MARGIN_MINUTES}
             ),
             # A missed run is made up by the next one, which looks at every tunnel again.
             retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=2),
@@ -207,7 +226,7 @@ class TunnelUpkeep(Construct):
                     "secretsmanager:UpdateSecretVersionStage",
                 ],
                 resources=[arn("secretsmanager", "secret:*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": Aws.STACK_ID}},
+                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
             )
         )
         self.role.add_to_policy(
@@ -215,7 +234,7 @@ class TunnelUpkeep(Construct):
                 sid="DescribeAndCloseThisStacksTunnels",
                 actions=["iot:DescribeTunnel", "iot:CloseTunnel"],
                 resources=[arn("iot", "tunnel/*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": Aws.STACK_ID}},
+                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
             )
         )
         self.role.add_to_policy(

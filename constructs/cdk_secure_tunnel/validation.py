@@ -1,7 +1,8 @@
 """Checks on SecureTunnel's props, run at construction so mistakes surface at synth, not at deploy.
 
 Every check lets unresolved tokens through: their values are only known to CloudFormation. The limits
-are the service's own, from botocore's model of IoT Secure Tunneling.
+are the service's own, from botocore's model of IoT Secure Tunneling. Tokens are recognized in Python
+(``is_unresolved``): every call into aws-cdk-lib is a round trip to its Node.js process.
 
 >>> check_services(["SSH", "RDP"])
 ['SSH', 'RDP']
@@ -12,10 +13,11 @@ ValueError: services: got ['SSH', 'SSH']; each service may appear only once
 """
 
 import re
+import struct
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, Token
+from aws_cdk import Duration
 
 MAX_SERVICES = 3
 MAX_LIFETIME_MINUTES = 720
@@ -32,6 +34,39 @@ _NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _NAME_RULE = "1-128 characters of a-z, A-Z, 0-9, ':', '_' and '-'"
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
 
+# aws-cdk-lib's token encodings (core/lib/private/encoding.ts): a string token, or a number token written
+# into a string; a list token, the only element of its list; and a number token, a double whose top 16
+# bits are these.
+_STRING_TOKEN = re.compile(r"\$\{Token\[[a-zA-Z0-9:._-]+\]\}|-1\.\d{10,16}e\+289")
+_LIST_TOKEN = re.compile(r"#\{Token\[[a-zA-Z0-9:._-]+\]\}")
+_NUMBER_TOKEN_BITS = 0xFBFF
+
+
+def is_unresolved(value: object) -> bool:
+    """What ``Token.is_unresolved(value)`` answers, without its round trip to Node.js.
+
+    The same test as aws-cdk-lib's ``unresolved()``, case by case (tests/unit/test_tokens.py holds
+    the two side by side):
+
+    >>> is_unresolved("plain"), is_unresolved(["${Token[TOKEN.1]}"]), is_unresolved(-1.8881545897087626e289)
+    (False, False, True)
+    """
+    if isinstance(value, str):
+        return "Token[" in value and _STRING_TOKEN.search(value) is not None
+    if isinstance(value, bool):  # a JavaScript boolean, never a token
+        return False
+    if isinstance(value, int | float):
+        try:
+            double = float(value)
+        except OverflowError:  # an int beyond any double, which jsii cannot pass either
+            return False
+        bits: int = struct.unpack("<Q", struct.pack("<d", double))[0]
+        return bits >> 48 == _NUMBER_TOKEN_BITS
+    if isinstance(value, list):
+        return len(value) == 1 and isinstance(value[0], str) and _LIST_TOKEN.search(value[0]) is not None
+    # An IResolvable: any object with a resolve() method.
+    return callable(getattr(value, "resolve", None))
+
 
 def _fail(parameter: str, value: object, allowed: str) -> ValueError:
     return ValueError(f"{parameter}: got {value!r}; {allowed}")
@@ -39,19 +74,19 @@ def _fail(parameter: str, value: object, allowed: str) -> ValueError:
 
 def check_name(parameter: str, value: str) -> str:
     """A thing or service name, as the service's ThingName and Service shapes allow."""
-    if not Token.is_unresolved(value) and not _NAME.fullmatch(value):
+    if not is_unresolved(value) and not _NAME.fullmatch(value):
         raise _fail(parameter, value, f"expected {_NAME_RULE}")
     return value
 
 
 def check_services(services: Sequence[str]) -> list[str]:
-    if Token.is_unresolved(services):
+    if is_unresolved(services):
         return list(services)
     if not 1 <= len(services) <= MAX_SERVICES:
         raise _fail("services", list(services), f"a tunnel carries 1 to {MAX_SERVICES} services")
     for service in services:
         check_name("services", service)
-    resolved = [service for service in services if not Token.is_unresolved(service)]
+    resolved = [service for service in services if not is_unresolved(service)]
     if len(set(resolved)) != len(resolved):
         raise _fail("services", list(services), "each service may appear only once")
     return list(services)
@@ -59,9 +94,10 @@ def check_services(services: Sequence[str]) -> list[str]:
 
 def check_max_lifetime(max_lifetime: Duration) -> float:
     """The lifetime in whole minutes (the API's unit), or a number token for an unresolved Duration."""
-    if max_lifetime.is_unresolved():
-        return max_lifetime.to_minutes(integral=False)
+    # A Duration made from a token in minutes converts to that token; in any other unit, CDK refuses.
     minutes = max_lifetime.to_minutes(integral=False)
+    if is_unresolved(minutes):
+        return minutes
     if minutes != int(minutes) or not 1 <= minutes <= MAX_LIFETIME_MINUTES:
         raise _fail(
             "max_lifetime",
@@ -76,7 +112,7 @@ def _has_control_characters(text: str) -> bool:
 
 
 def check_description(description: str) -> str:
-    if Token.is_unresolved(description):
+    if is_unresolved(description):
         return description
     if not 1 <= len(description) <= MAX_DESCRIPTION_LENGTH or _has_control_characters(description):
         shown = description if len(description) <= 80 else description[:77] + "..."
@@ -96,13 +132,13 @@ def _is_tag_text(text: str) -> bool:
 
 
 def check_tags(tags: Mapping[str, str], parameter: str = "tags") -> dict[str, str]:
-    if Token.is_unresolved(tags):
+    if is_unresolved(tags):
         return dict(tags)
     limit = MAX_TAGS - OWNER_TAG_COUNT
     if len(tags) > limit:
         raise _fail(parameter, f"{len(tags)} tags", f"a tunnel takes at most {limit} tags of yours")
     for key, value in tags.items():
-        if Token.is_unresolved(key):
+        if is_unresolved(key):
             continue
         if not 1 <= len(key) <= 128 or not _is_tag_text(key):
             raise _fail(f"{parameter} key", key, "expected 1-128 letters, digits, spaces or _ . : / = + - @")
@@ -112,7 +148,7 @@ def check_tags(tags: Mapping[str, str], parameter: str = "tags") -> dict[str, st
                 key,
                 f"keys starting with {' or '.join(RESERVED_TAG_PREFIXES)} are reserved",
             )
-        if not Token.is_unresolved(value) and (len(value) > 256 or not _is_tag_text(value)):
+        if not is_unresolved(value) and (len(value) > 256 or not _is_tag_text(value)):
             raise _fail(
                 f"{parameter} value of {key!r}",
                 value,
@@ -149,7 +185,7 @@ def check_rotate_every(rotate_every: Duration) -> str:
 
 def check_renewed_lifetime(lifetime_minutes: float, minimum: int) -> None:
     """Renewal opens the next tunnel some minutes before the current one ends, so lifetimes need room."""
-    if not Token.is_unresolved(lifetime_minutes) and lifetime_minutes < minimum:
+    if not is_unresolved(lifetime_minutes) and lifetime_minutes < minimum:
         raise _fail(
             "max_lifetime",
             f"{lifetime_minutes:g} minutes",

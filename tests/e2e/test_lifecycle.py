@@ -79,7 +79,7 @@ def test_rollback_update_restores_every_resource(local_aws: Any, tunnel_emulator
     handler = LocalCloudFormation().handler
 
     def failing_second_update(event: Any, context: Any) -> Any:
-        if event["RequestType"] == "Update" and event["ResourceProperties"]["Services"] == ["RDP"]:
+        if event["RequestType"] == "Update" and event["ResourceProperties"].get("Services") == ["RDP"]:
             raise RuntimeError("the device rejected RDP")
         return handler(event, context)
 

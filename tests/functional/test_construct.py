@@ -1,5 +1,6 @@
 """Fine-grained checks of what SecureTunnel puts in the template."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Match, Template
 from cdk_secure_tunnel import SecureTunnel
+from tunnel_lambda.tunnel_spec import TunnelSpec
 
 
 def synth(build: Any) -> Template:
@@ -20,6 +22,34 @@ def synth(build: Any) -> Template:
 def tunnel_properties(template: Template) -> dict[str, Any]:
     (resource,) = template.find_resources("Custom::SecureTunnel").values()
     return resource["Properties"]  # type: ignore[no-any-return]
+
+
+def _references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and isinstance(value["Ref"], str):
+            yield value["Ref"]
+        elif set(value) == {"Fn::GetAtt"}:
+            yield value["Fn::GetAtt"][0]
+        else:
+            for item in value.values():
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def dependencies(template: Template, logical_id: str) -> set[str]:
+    """What CloudFormation creates before ``logical_id``: its DependsOn, Refs and GetAtts, transitively."""
+    resources = template.to_json()["Resources"]
+    found: set[str] = set()
+    pending = [logical_id]
+    while pending:
+        resource = resources[pending.pop()]
+        direct = {*resource.get("DependsOn", ()), *_references(resource.get("Properties", {}))}
+        new = {name for name in direct if name in resources} - found
+        found |= new
+        pending += new
+    return found
 
 
 def handler_statements(template: Template) -> list[dict[str, Any]]:
@@ -36,15 +66,35 @@ def test_defaults() -> None:
     properties = tunnel_properties(template)
     service_token = properties.pop("ServiceToken")
     assert "framework" in service_token["Fn::GetAtt"][0]
+    # Services and MaxLifetimeMinutes are left to the handler's defaults (see the next test).
     assert properties == {
-        "Services": ["SSH"],
-        "MaxLifetimeMinutes": 720,
-        "Description": "cdk-secure-tunnel Test/Tunnel in stack Test",
+        "Description": "cdk-secure-tunnel Test/Tunnel",
         "SourceTokenSecretArn": {"Ref": source_secret},
         # Without a thing, nobody delivers the destination token: it gets a secret.
         "DestinationTokenSecretArn": {"Ref": destination_secret},
     }
-    template.has_resource("Custom::SecureTunnel", {"DeletionPolicy": "Delete"})
+    # CloudFormation's default DeletionPolicy and UpdateReplacePolicy, Delete, close the tunnel.
+    (resource,) = template.find_resources("Custom::SecureTunnel").values()
+    assert "DeletionPolicy" not in resource
+    assert "UpdateReplacePolicy" not in resource
+
+
+def test_properties_left_out_are_the_handlers_defaults() -> None:
+    spec = TunnelSpec.from_properties({"SourceTokenSecretArn": "arn:source"})
+    template = synth(
+        lambda stack: SecureTunnel(stack, "Tunnel", services=["SSH"], max_lifetime=Duration.hours(12))
+    )
+    assert "Services" not in tunnel_properties(template)
+    assert "MaxLifetimeMinutes" not in tunnel_properties(template)
+    assert (list(spec.services), spec.max_lifetime_minutes) == (["SSH"], 720)
+
+
+def test_default_description_names_the_stack_when_the_path_does_not() -> None:
+    app = App()
+    stack = Stack(app, "Support", stack_name="prod-support")
+    SecureTunnel(stack, "Tunnel")
+    properties = tunnel_properties(Template.from_stack(stack))
+    assert properties["Description"] == "cdk-secure-tunnel Support/Tunnel in stack prod-support"
 
 
 def test_thing_name_keeps_the_destination_token_out_of_secrets() -> None:
@@ -100,6 +150,7 @@ def test_secrets_hold_no_value_written_in_the_template() -> None:
     # Secrets start with Secrets Manager's random placeholder until the handler writes the token.
     for secret in template.find_resources("AWS::SecretsManager::Secret").values():
         assert "SecretString" not in secret["Properties"]
+        assert secret["Properties"]["Description"].startswith("cdk-secure-tunnel: ")
     assert "Outputs" not in template.to_json()
 
 
@@ -135,23 +186,32 @@ def test_attributes_and_grants() -> None:
     )
 
 
-def test_customer_key_encrypts_secrets_and_the_handler_may_only_generate_data_keys() -> None:
+@pytest.mark.parametrize("renew", [False, True])
+def test_customer_key_encrypts_secrets_and_the_handler_may_write_and_read_them(renew: bool) -> None:
     def build(stack: Stack) -> None:
         key = kms.Key(stack, "Key", enable_key_rotation=True)
-        SecureTunnel(stack, "Tunnel", thing="pump-7", encryption_key=key)
+        # Two tunnels share the key, and its grant.
+        SecureTunnel(stack, "Tunnel", thing="pump-7", encryption_key=key, renew=renew)
+        SecureTunnel(stack, "Other", thing="pump-8", encryption_key=key)
 
     template = synth(build)
     (key_id,) = template.find_resources("AWS::KMS::Key")
     template.has_resource_properties(
         "AWS::SecretsManager::Secret", {"KmsKeyId": {"Fn::GetAtt": [key_id, "Arn"]}}
     )
-    kms_statements = [s for s in handler_statements(template) if str(s["Action"]).startswith("kms:")]
+    kms_statements = [s for s in handler_statements(template) if "kms:" in str(s["Action"])]
+    # GenerateDataKey for PutSecretValue, Decrypt for GetSecretValue: with or without renewal, since an
+    # update that turns renewal off takes the handler's policy first.
     assert kms_statements == [
-        {"Action": "kms:GenerateDataKey", "Effect": "Allow", "Resource": {"Fn::GetAtt": [key_id, "Arn"]}}
+        {
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [key_id, "Arn"]},
+        }
     ]
 
 
-def test_handler_may_only_call_tunnel_actions_and_write_this_stacks_secrets() -> None:
+def test_handler_may_only_call_tunnel_actions_and_use_this_stacks_secrets() -> None:
     template = synth(lambda stack: SecureTunnel(stack, "Tunnel"))
     (log_key,) = [key for key in template.find_resources("AWS::Logs::LogGroup") if "HandlerLogs" in key]
     # Writing its own log group is the only permission outside the named statements.
@@ -163,24 +223,30 @@ def test_handler_may_only_call_tunnel_actions_and_write_this_stacks_secrets() ->
         }
     ]
     statements = {s["Sid"]: s for s in handler_statements(template) if "Sid" in s}
+    # Reading secrets and listing tunnels serve renewal, but are there without it: an update that turns
+    # renewal off applies the policy before the handler updates and deletes the tunnels that renewed.
     assert set(statements) == {
         "OpenTunnelsTaggedWithThisStack",
         "ManageTunnels",
         "RotateTunnelTokens",
         "WriteThisStacksTokenSecrets",
+        "ReadThisStacksTokenSecrets",
+        "FindRenewedTunnels",
     }
+    secret_actions = {"secretsmanager:PutSecretValue", "secretsmanager:GetSecretValue"}
     actions = [
         a
         for s in statements.values()
         for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     ]
-    assert all(action.startswith("iot:") for action in actions if action != "secretsmanager:PutSecretValue")
+    assert all(action.startswith("iot:") for action in actions if action not in secret_actions)
     assert statements["OpenTunnelsTaggedWithThisStack"]["Condition"] == {
         "StringEquals": {"aws:RequestTag/cdk-secure-tunnel:stack-id": {"Ref": "AWS::StackId"}}
     }
-    assert statements["WriteThisStacksTokenSecrets"]["Condition"] == {
-        "StringEquals": {"aws:ResourceTag/cdk-secure-tunnel:stack-id": {"Ref": "AWS::StackId"}}
-    }
+    for sid in ("WriteThisStacksTokenSecrets", "ReadThisStacksTokenSecrets"):
+        assert statements[sid]["Condition"] == {
+            "StringEquals": {"aws:ResourceTag/cdk-secure-tunnel:stack-id": {"Ref": "AWS::StackId"}}
+        }
 
 
 def test_one_handler_and_a_fixed_size_policy_for_150_tunnels() -> None:
@@ -211,7 +277,9 @@ def test_handler_runs_python_with_a_bounded_timeout() -> None:
 
 
 @pytest.mark.parametrize("thing", ["pump-7", None])
-def test_resource_depends_on_the_handler_policy(thing: str | None) -> None:
+def test_resource_comes_after_the_handler_policy_without_depends_on(thing: str | None) -> None:
     template = synth(lambda stack: SecureTunnel(stack, "Tunnel", thing=thing))
-    (tunnel,) = template.find_resources("Custom::SecureTunnel").values()
-    assert any("HandlerRoleDefaultPolicy" in dependency for dependency in tunnel["DependsOn"])
+    ((tunnel_id, tunnel),) = template.find_resources("Custom::SecureTunnel").items()
+    assert "DependsOn" not in tunnel
+    # Service token -> provider framework function -> (its environment) handler -> its role and policy.
+    assert any("HandlerRoleDefaultPolicy" in dependency for dependency in dependencies(template, tunnel_id))

@@ -7,7 +7,7 @@ import pytest
 from aws_cdk import Duration, Stack, Token
 from aws_cdk.assertions import Match, Template
 from cdk_secure_tunnel import SecureTunnel
-from test_construct import synth, tunnel_properties
+from test_construct import dependencies, synth, tunnel_properties
 
 
 def rotation_schedules(template: Template) -> list[dict[str, Any]]:
@@ -34,19 +34,20 @@ def test_rotation_on_demand_gives_each_secret_the_rotation_function_without_a_sc
     rotate_on_demand: bool | None,
 ) -> None:
     template = synth(lambda stack: SecureTunnel(stack, "Tunnel", rotate_on_demand=rotate_on_demand))
-    schedules = rotation_schedules(template)
+    schedules = template.find_resources("AWS::SecretsManager::RotationSchedule")
     assert len(schedules) == 2  # source and destination secret
-    for schedule in schedules:
+    (tunnel_id,) = template.find_resources("Custom::SecureTunnel")
+    for schedule_id, schedule in schedules.items():
         assert "RotationRules" not in schedule["Properties"]
         assert schedule["Properties"]["RotateImmediatelyOnUpdate"] is False
         function_arn = schedule["Properties"]["RotationLambdaARN"]["Fn::GetAtt"]
         assert function_arn[0].startswith("CdkSecureTunnelUpkeepFunction")
-        # The first token must exist, and the function hold its rights, before rotation is configured.
-        assert any(
-            dependency.startswith("Tunnel") and "Token" not in dependency
-            for dependency in schedule["DependsOn"]
-        )
-        assert any("SecretsManagerInvoke" in dependency for dependency in schedule["DependsOn"])
+        # The first token must exist, and the function hold its rights, before rotation is configured:
+        # the schedule names only its tunnel, and the rest follows from the tunnel and the function.
+        assert schedule["DependsOn"] == [tunnel_id]
+        before = dependencies(template, schedule_id)
+        for needed in ("SecretsManagerInvoke", "UpkeepRoleDefaultPolicy", "HandlerRoleDefaultPolicy"):
+            assert any(needed in dependency for dependency in before), needed
     template.has_resource_properties(
         "AWS::Lambda::Function", {"Handler": "tunnel_lambda.upkeep.handle", "Timeout": 600}
     )

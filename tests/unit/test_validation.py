@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from aws_cdk import App, Duration, Stack, Tags, Token
+from aws_cdk import App, Aws, Duration, Stack, Tags, Token
 from aws_cdk import aws_iam as iam
 from cdk_secure_tunnel import SecureTunnel
 
@@ -83,10 +83,21 @@ def test_limits_themselves_are_accepted(stack: Stack) -> None:
 def test_tags_added_by_tags_of_are_checked_at_synth() -> None:
     app = App()
     stack = Stack(app, "Test")
+    SecureTunnel(stack, "Other", tags={"owner": "ops"})
     SecureTunnel(stack, "Tunnel")
     Tags.of(stack).add("team", "a;b")
-    with pytest.raises(RuntimeError, match=re.escape("Tags.of(...) value of 'team': got 'a;b'")):
+    with pytest.raises(RuntimeError, match=re.escape("Test/Tunnel: Tags.of(...) value of 'team': got 'a;b'")):
         app.synth()
+
+
+def test_tokens_added_by_tags_of_pass_at_synth() -> None:
+    app = App()
+    stack = Stack(app, "Test")
+    SecureTunnel(stack, "Tunnel")
+    SecureTunnel(stack, "Tagged", tags={"team": "ops"})
+    Tags.of(stack).add("region", Aws.REGION)
+    Tags.of(stack).add(Token.as_string({"Ref": "KeyParameter"}), "value")
+    app.synth()
 
 
 def test_destination_token_grant_without_a_secret_explains_why(stack: Stack) -> None:
