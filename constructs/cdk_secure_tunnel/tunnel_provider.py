@@ -194,22 +194,15 @@ class TunnelProvider(Construct):
                 conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
             )
         )
-        # Update reads the token secrets (with renewal, the source secret names the current tunnel), and
-        # Delete lists the tunnels that renewed the resource. Granted whether or not a tunnel renews: an
-        # update that turns renewal off applies the policy before the handler updates or deletes the
-        # tunnels that did renew.
+        # Update and Delete read the token secrets: they say which tunnel is current (renewal opens
+        # successors) and whether a failed update left a secret naming another tunnel. Granted whether or
+        # not a tunnel renews: an update that turns renewal off applies the policy before the handler
+        # updates or deletes the tunnels that did renew.
         self.handler_role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadThisStacksTokenSecrets",
                 actions=["secretsmanager:GetSecretValue"],
                 resources=[arn("secretsmanager", "secret:*")],
                 conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
-            )
-        )
-        self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="FindRenewedTunnels",
-                actions=["iot:ListTunnels"],
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
             )
         )

@@ -223,15 +223,14 @@ def test_handler_may_only_call_tunnel_actions_and_use_this_stacks_secrets() -> N
         }
     ]
     statements = {s["Sid"]: s for s in handler_statements(template) if "Sid" in s}
-    # Reading secrets and listing tunnels serve renewal, but are there without it: an update that turns
-    # renewal off applies the policy before the handler updates and deletes the tunnels that renewed.
+    # Reading secrets serves renewal, but is there without it: an update that turns renewal off applies
+    # the policy before the handler updates and deletes the tunnels that renewed.
     assert set(statements) == {
         "OpenTunnelsTaggedWithThisStack",
         "ManageTunnels",
         "RotateTunnelTokens",
         "WriteThisStacksTokenSecrets",
         "ReadThisStacksTokenSecrets",
-        "FindRenewedTunnels",
     }
     secret_actions = {"secretsmanager:PutSecretValue", "secretsmanager:GetSecretValue"}
     actions = [
