@@ -123,8 +123,8 @@ class TunnelProvider(Construct):
             handler="tunnel_lambda.custom_resource.on_event",
             description="cdk-secure-tunnel: IoT secure tunnel custom resource handler",
             role_description="Opens, rotates and closes this stack's IoT secure tunnels",
-            # Room for a call's whole retry budget twice (see tunnel_lambda/aws_clients.py), below the
-            # provider framework's own 15 minutes.
+            # Room for the whole retry budget of four calls (see tunnel_lambda/aws_clients.py), below
+            # the provider framework's own 15 minutes.
             timeout=Duration.minutes(10),
         )
         self._grant_tunneling()
