@@ -4,7 +4,7 @@ CloudFormation sends the Creates of independent resources together; threads here
 ``on_event`` with them, all released at once. Three setups of the handler's boto3 clients:
 
 - ``shared``: the threads share the handler's cached clients, fresh as in a new Lambda environment,
-  and so one connection pool and one botocore retry quota;
+  and so one connection pool;
 - ``per invocation``: each thread has clients of its own, as each concurrent Lambda invocation runs in an
   execution environment of its own, where no client knows what the others send (what Lambda does);
 - ``shared, warm``: shared clients that have just made fast unthrottled calls (the Creates of

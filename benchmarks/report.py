@@ -224,7 +224,7 @@ def burst_table(bursts: list[BurstRuns]) -> Table:
     table.notes += [
         "ideal: the limit's own pace, (tunnels - its burst of 10) / 10 per second.",
         "shared: one process's threads share the handler's cached clients (fresh), and so one connection "
-        "pool and one botocore retry quota; a client per invocation: as Lambda runs concurrent invocations, "
+        "pool; a client per invocation: as Lambda runs concurrent invocations, "
         f"each in its own environment; shared, warm: shared clients that just made {burst.WARM_UP_CREATES} "
         "fast Creates (diagnostic, no goal).",
         "A ThrottlingException failure is a Create still throttled when the handler's 90 s of retries for "

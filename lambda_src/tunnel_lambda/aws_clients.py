@@ -12,31 +12,31 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 # botocore's DEBUG records carry response bodies, and tunneling responses carry tokens.
 logging.getLogger("botocore").setLevel(logging.INFO)
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
-    from botocore.model import OperationModel
     from mypy_boto3_iotsecuretunneling import IoTSecureTunnelingClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-# botocore's standard retries handle the errors other than throttling: 8 attempts of at most 5 + 10 s,
-# with backoffs that add up to about 6 s. Not adaptive mode: its rate limiter lives in one client, and
-# each concurrent invocation has its own, which never sees what the others send; it only slowed the
-# retries of a freshly throttled call further, to as little as one request per 2 s.
+# botocore's legacy retries handle the errors other than throttling (5xx, connection errors and
+# timeouts): 5 attempts of at most 5 + 10 s, with backoffs that add up to at most 15 s. Not standard
+# mode: its retry quota is shared by all of a client's calls and spent by every throttled retry, so a
+# warm handler that just went through a burst would fail a Delete on its first transient 500. Not
+# adaptive mode: its rate limiter lives in one client, and each concurrent invocation has its own,
+# which never sees what the others send.
 _RETRYING = Config(
-    retries={"mode": "standard", "total_max_attempts": 8},
+    retries={"mode": "legacy", "total_max_attempts": 5},
     connect_timeout=5,
     read_timeout=10,
 )
-# Throttling is retried by _retry_throttling instead: botocore's throttling backoff (1 s doubling, full
-# jitter) capped at 2 s rather than 20. A burst of Creates comes from independent invocations, and long
-# backoffs leave the service's rate unused while the last of them sleep: a 100-tunnel burst against
-# 10 OpenTunnel/s took twice its 9 s. Throttled calls are retried for up to 90 s after their first answer,
-# however many attempts that takes, so a burst of hundreds of tunnels still succeeds.
+# Throttling is retried by _retry_throttling instead, with botocore's throttling backoff (1 s doubling,
+# full jitter) capped at 2 s rather than 20. A burst of Creates comes from independent invocations, and
+# long backoffs leave the service's rate unused while the last of them sleep: a 100-tunnel burst against
+# 10 OpenTunnel/s took twice its 9 s. Throttled calls are retried for up to 90 s after their first
+# answer, however many attempts that takes, so a burst of hundreds of tunnels still succeeds.
 # A call thus lasts about 2 minutes at most, and the handler's 10 minute timeout (TunnelProvider) covers
 # four such calls: an Update that looks the tunnel up, opens a replacement, fails to write its tokens and
 # closes it again. The handler always answers CloudFormation rather than being cut off.
@@ -52,30 +52,19 @@ _Client = TypeVar("_Client", bound="BaseClient")
 def _retry_throttling(
     response: tuple[Any, Any] | None,
     attempts: int,
-    operation: "OperationModel",
     request_dict: dict[str, Any],
     **_: Any,
-) -> float | bool | None:
-    """botocore's ``needs-retry`` answer: a delay to retry after, False to give up, or None to let
-    botocore's standard retries decide.
-
-    Answering before them also keeps botocore's retry quota, which they share across a client's calls,
-    from refusing a throttled call its retry.
+) -> float | None:
+    """botocore's ``needs-retry`` answer for throttling: a delay to retry after, or None to let
+    botocore's own retries decide (they give up on a throttled call, whose attempts are long spent).
     """
     # The context lives as long as the call, through all its attempts.
     deadline = request_dict["context"].setdefault(_DEADLINE, time.monotonic() + _THROTTLING_BUDGET_S)
-    if response is None:
+    if response is None or response[1].get("Error", {}).get("Code") not in _THROTTLING_CODES:
         return None
-    parsed = response[1]
-    code = parsed.get("Error", {}).get("Code")
-    if code == "LimitExceededException" and operation.name == "OpenTunnel":
-        # The account's open-tunnel quota, which backing off does not change: botocore counts it as
-        # throttling and would retry it before failing the deploy.
-        raise ClientError(parsed, operation.name)
-    if code not in _THROTTLING_CODES:
-        return None
-    delay = random.random() * min(_THROTTLING_CAP_S, 2.0 ** (attempts - 1))  # noqa: S311 (jitter, no secret)
-    return delay if time.monotonic() + delay < deadline else False
+    # The exponent stops growing once the cap is reached, however many attempts a long budget allows.
+    delay = random.random() * min(_THROTTLING_CAP_S, 2.0 ** min(attempts - 1, 8))  # noqa: S311 (jitter)
+    return delay if time.monotonic() + delay < deadline else None
 
 
 def _with_throttling_retries(client: _Client) -> _Client:

@@ -79,10 +79,11 @@ def delete(event: Event) -> Response:
     tunnel_id = event["PhysicalResourceId"]
     spec = TunnelSpec.from_properties(event["ResourceProperties"])
     owner = Owner.of_event(event)
-    documents = read_documents(spec.secret_arns().values())
     tunnel = tunnels.describe(tunnel_id)
     tunnels.close(tunnel_id)
     logger.info("Closed tunnel %s", tunnel_id)
+    # Read after closing: a secret that cannot be read (a disabled key) must not keep the tunnel open.
+    documents = read_documents(spec.secret_arns().values())
     renewed = renewal.open_renewal(tunnel_id, owner, documents[spec.source_secret_arn])
     if renewed is not None:
         tunnels.close(renewed.tunnel_id)

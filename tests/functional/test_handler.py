@@ -255,6 +255,21 @@ def test_delete_closes_and_repeated_delete_succeeds(props: dict[str, Any], tunne
     assert describe(tunneling, tunnel_id)["status"] == "CLOSED"
 
 
+def test_delete_closes_the_tunnel_even_when_its_secrets_cannot_be_read(
+    props: dict[str, Any], tunneling: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+
+    def unreadable(**_: Any) -> None:
+        error = {"Error": {"Code": "DecryptionFailure", "Message": "key disabled"}}
+        raise ClientError(error, "GetSecretValue")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aws_clients.secrets(), "get_secret_value", unreadable)
+    with pytest.raises(ClientError, match="DecryptionFailure"):
+        on_event(event("Delete", props, PhysicalResourceId=tunnel_id))
+    assert describe(tunneling, tunnel_id)["status"] == "CLOSED"
+
+
 def test_throttling_is_retried(props: dict[str, Any], tunnel_emulator: Any, tunneling: Any) -> None:
     tunnel_emulator.fail_next("OpenTunnel", times=2, error="ThrottlingException")
     tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
@@ -272,6 +287,19 @@ def test_throttling_is_retried_past_botocores_attempts_until_its_time_runs_out(
     with pytest.raises(ClientError, match="ThrottlingException"):
         on_event(event("Create", props))
     assert len(tunnel_emulator.open_tunnels()) == 1
+
+
+def test_throttled_calls_leave_retries_for_transient_errors(
+    props: dict[str, Any], tunnel_emulator: Any, tunneling: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Enough throttled retries to spend a shared retry quota (500 tokens, 5 a throttle) several times.
+    monkeypatch.setattr(aws_clients, "_THROTTLING_CAP_S", 0.001)
+    for _ in range(20):
+        tunnel_emulator.fail_next("OpenTunnel", times=10, error="ThrottlingException")
+        on_event(event("Create", props))
+    tunnel_emulator.fail_next("OpenTunnel", times=2, error="InternalFailure")
+    tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
+    assert describe(tunneling, tunnel_id)["status"] == "OPEN"
 
 
 def test_no_token_reaches_any_log_record(
