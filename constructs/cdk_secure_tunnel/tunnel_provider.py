@@ -24,6 +24,9 @@ from .validation import RESERVED_TAG_PREFIXES
 STACK_TAG = f"{RESERVED_TAG_PREFIXES[1]}stack-id"
 # Pseudo parameters are the same tokens in every stack: read from aws-cdk-lib once, not at every use.
 STACK_ID = Aws.STACK_ID
+# IAM conditions: the resource acted on, or the one a request creates, carries this stack's tag.
+TAGGED_WITH_THIS_STACK = {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}}
+REQUESTS_THIS_STACKS_TAG = {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": STACK_ID}}
 _PARTITION, _REGION, _ACCOUNT_ID = Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
 
 _Shared = TypeVar("_Shared", bound=Construct)
@@ -157,13 +160,12 @@ class TunnelProvider(Construct):
         allow_key_once(self.handler_role, key, self._keys)
 
     def _grant_tunneling(self) -> None:
-        stack_tag = {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": STACK_ID}}
         self.handler_role.add_to_policy(
             iam.PolicyStatement(
                 sid="OpenTunnelsTaggedWithThisStack",
                 actions=["iot:OpenTunnel"],
                 resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-                conditions=stack_tag,
+                conditions=REQUESTS_THIS_STACKS_TAG,
             )
         )
         self.handler_role.add_to_policy(
@@ -191,7 +193,7 @@ class TunnelProvider(Construct):
                 sid="WriteThisStacksTokenSecrets",
                 actions=["secretsmanager:PutSecretValue"],
                 resources=[arn("secretsmanager", "secret:*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
+                conditions=TAGGED_WITH_THIS_STACK,
             )
         )
         # Update and Delete read the token secrets: they say which tunnel is current (renewal opens
@@ -203,6 +205,6 @@ class TunnelProvider(Construct):
                 sid="ReadThisStacksTokenSecrets",
                 actions=["secretsmanager:GetSecretValue"],
                 resources=[arn("secretsmanager", "secret:*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
+                conditions=TAGGED_WITH_THIS_STACK,
             )
         )

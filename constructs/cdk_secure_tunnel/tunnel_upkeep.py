@@ -27,7 +27,15 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from .lambda_code import python_function
-from .tunnel_provider import STACK_ID, STACK_TAG, TunnelProvider, allow_key_once, arn, stack_singleton
+from .tunnel_provider import (
+    REQUESTS_THIS_STACKS_TAG,
+    STACK_ID,
+    TAGGED_WITH_THIS_STACK,
+    TunnelProvider,
+    allow_key_once,
+    arn,
+    stack_singleton,
+)
 from .validation import RESERVED_TAG_PREFIXES, is_unresolved
 
 # On the source secret of each renewing tunnel: how the schedule finds them (tunnel_lambda/renewal.py).
@@ -178,7 +186,7 @@ class TunnelUpkeep(Construct):
                 sid="OpenTunnelsTaggedWithThisStack",
                 actions=["iot:OpenTunnel", "iot:TagResource"],
                 resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-                conditions={"StringEquals": {f"aws:RequestTag/{STACK_TAG}": STACK_ID}},
+                conditions=REQUESTS_THIS_STACKS_TAG,
             )
         )
         self._scheduler_role = iam.Role(
@@ -226,7 +234,7 @@ class TunnelUpkeep(Construct):
                     "secretsmanager:UpdateSecretVersionStage",
                 ],
                 resources=[arn("secretsmanager", "secret:*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
+                conditions=TAGGED_WITH_THIS_STACK,
             )
         )
         self.role.add_to_policy(
@@ -234,7 +242,7 @@ class TunnelUpkeep(Construct):
                 sid="DescribeAndCloseThisStacksTunnels",
                 actions=["iot:DescribeTunnel", "iot:CloseTunnel"],
                 resources=[arn("iot", "tunnel/*")],
-                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}},
+                conditions=TAGGED_WITH_THIS_STACK,
             )
         )
         self.role.add_to_policy(
