@@ -68,7 +68,7 @@ def _retry_throttling(
 
 
 def _with_throttling_retries(client: _Client) -> _Client:
-    # The service's own event, where botocore's standard retries listen: first there answers first. (The
+    # The service's own event, where botocore's own retries listen: first there answers first. (The
     # stubs type every handler as returning None; needs-retry's answer is its return value.)
     service = client.meta.service_model.service_id.hyphenize()
     client.meta.events.register_first(f"needs-retry.{service}", _retry_throttling)  # type: ignore[arg-type]

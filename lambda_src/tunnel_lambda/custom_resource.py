@@ -150,9 +150,10 @@ def _update_secrets(
 ) -> None:
     """Fresh tokens where the secrets need them, and the renewal record brought up to date in the rest."""
     mode = _mode_to_rotate(spec, tunnel, documents)
-    rotated = tunnels.rotate(tunnel.tunnel_id, mode, spec) if mode else {}
+    rotated: dict[str, str] = {}
     if mode:
         logger.info("Rotating %s tokens of tunnel %s", mode, tunnel.tunnel_id)
+        rotated = tunnels.rotate(tunnel.tunnel_id, mode, spec)
     store_tokens(rotated, spec, tunnel, record)
     refresh_renewal(
         {arn: documents[arn] for mode, arn in spec.secret_arns().items() if mode not in rotated}, record
