@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: setup app synth test lint bench wheel clean
+.PHONY: setup app synth test lint bench wheel clean protocol
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -41,6 +41,10 @@ bench: setup
 
 wheel: setup
 	python -m build --wheel --outdir dist .
+
+# The generated protobuf module is committed; regenerate it after editing message.proto.
+protocol: setup
+	cd constructs/cdk_secure_tunnel/protocol && python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. message.proto
 
 clean:
 	rm -rf cdk.out dist build .pytest_cache .mypy_cache .ruff_cache
