@@ -3,6 +3,8 @@
 - ``TunnelEmulator``: the Secure Tunneling control plane over its real wire protocol, with faults.
 - ``LocalAws``: the emulator plus moto's Secrets Manager, and the environment that points boto3 at them.
 - ``ManualClock``: a clock tests advance to expire tunnels.
+- ``normalize_assets``: a syrupy matcher for snapshots of your templates that survive library upgrades
+  (``cdk_secure_tunnel.testing.snapshots``).
 - pytest fixtures ``local_aws`` and ``tunnel_emulator`` (``cdk_secure_tunnel.testing.pytest_plugin``,
   loaded automatically).
 - ``python -m cdk_secure_tunnel.testing``: serve it all until interrupted.
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from .emulator import Call, TunnelEmulator
     from .errors import ServiceError
     from .local_aws import LocalAws
+    from .snapshots import normalize_assets
     from .tunnels import TunnelView
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "SystemClock",
     "TunnelEmulator",
     "TunnelView",
+    "normalize_assets",
 ]
 
 _MODULES = {
@@ -43,6 +47,7 @@ _MODULES = {
     "SystemClock": "clock",
     "TunnelEmulator": "emulator",
     "TunnelView": "tunnels",
+    "normalize_assets": "snapshots",
 }
 
 
