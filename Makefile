@@ -2,6 +2,10 @@
 # Every target installs what it needs first, so both work on a fresh clone.
 SHELL := /bin/bash
 VENV := .venv
+# A pure-Python wheel needs neither the dev environment nor Node.js: `make wheel` uses a venv with pip only,
+# and pip builds in an isolated environment with the build backend (hatchling) alone.
+BUILD_VENV := .venv-build
+WHEEL_DIR ?= dist
 # node_modules/.bin first: it holds a supported Node LTS for jsii and the CDK CLI.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
@@ -39,12 +43,16 @@ lint: setup
 bench: setup
 	python -m benchmarks
 
-wheel: setup
-	python -m build --wheel --outdir dist .
+$(BUILD_VENV)/bin/python:
+	python3 -m venv $(BUILD_VENV)
+
+wheel: $(BUILD_VENV)/bin/python
+	$(BUILD_VENV)/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(WHEEL_DIR) .
+	@ls $(WHEEL_DIR)/cdk_secure_tunnel-*.whl
 
 # The generated protobuf module is committed; regenerate it after editing message.proto.
 protocol: setup
 	cd constructs/cdk_secure_tunnel/protocol && python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. message.proto
 
 clean:
-	rm -rf cdk.out dist build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out dist build $(BUILD_VENV) .pytest_cache .mypy_cache .ruff_cache

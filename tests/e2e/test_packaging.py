@@ -1,18 +1,27 @@
-"""The wheel carries everything: installed into a clean venv, it synthesizes from any directory.
+"""Installing the library as a user does: the wheel from ``make wheel`` into a clean venv.
 
-Slow (it installs aws-cdk-lib into a new venv), so it runs once per test session.
+The wheel carries everything: installed, it synthesizes from any directory without importing anything
+of the ``[testing]`` extra; and with that extra, a user's pytest session has the fixtures,
+LocalCloudFormation and the snapshot matcher working with nothing else installed. Slow (the venv installs
+aws-cdk-lib and moto), so it is made once per module.
 """
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 import venv
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "constructs" / "cdk_secure_tunnel"
 
 APP = """
 from aws_cdk import App, Stack
@@ -21,22 +30,57 @@ from cdk_secure_tunnel import SecureTunnel
 app = App(outdir="cdk.out")
 SecureTunnel(Stack(app, "Elsewhere"), "Tunnel", thing="pump-7")
 app.synth()
+
+import sys
+
+# The library itself needs nothing that only the [testing] extra installs.
+assert not {"boto3", "moto", "pytest", "syrupy"} & set(sys.modules), sorted(sys.modules)
+"""
+
+USER_TEST = """
+import boto3
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
+from cdk_secure_tunnel import SecureTunnel
+from cdk_secure_tunnel.testing.cloudformation import LocalCloudFormation
+from cdk_secure_tunnel.testing.snapshots import normalize_assets
+from syrupy.extensions.json import JSONSnapshotExtension
+
+
+def test_my_stack(local_aws, tunnel_emulator, snapshot):
+    stack = Stack(App(), "Mine")
+    SecureTunnel(stack, "Tunnel", thing="pump-7")
+    template = Template.from_stack(stack).to_json()
+    assert template == snapshot(extension_class=JSONSnapshotExtension, matcher=normalize_assets)
+    cloudformation = LocalCloudFormation("Mine")
+    cloudformation.deploy(template)
+    (tunnel,) = tunnel_emulator.open_tunnels()
+    (secret,) = boto3.client("secretsmanager").list_secrets()["SecretList"]
+    cloudformation.destroy()
+    assert tunnel_emulator.tunnel(tunnel.tunnel_id).status == "CLOSED"
 """
 
 
 @pytest.fixture(scope="module")
-def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clean venv with only the built wheel (and its dependencies) installed."""
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel as ``make wheel`` builds it."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(["make", "wheel", f"WHEEL_DIR={dist}"], cwd=ROOT, check=True, capture_output=True)
+    (built,) = dist.glob("*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean venv with only the built wheel, its ``[testing]`` extra and their dependencies."""
     work = tmp_path_factory.mktemp("packaging")
+    venv.create(work / "venv", with_pip=True)
+    python = work / "venv" / "bin" / "python"
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(work / "dist"), str(ROOT)],
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"{wheel}[testing]"],
         check=True,
         capture_output=True,
     )
-    (wheel,) = (work / "dist").glob("*.whl")
-    venv.create(work / "venv", with_pip=True)
-    python = work / "venv" / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], check=True, capture_output=True)
     return python
 
 
@@ -54,6 +98,90 @@ def test_installed_wheel_synthesizes_outside_the_repository(installed_wheel: Pat
     assets = json.loads((tmp_path / "cdk.out" / "Elsewhere.assets.json").read_text())["files"]
     asset_dirs = [tmp_path / "cdk.out" / a["source"]["path"] for a in assets.values()]
     assert any((d / "tunnel_lambda" / "custom_resource.py").is_file() for d in asset_dirs), handler
+
+
+@pytest.mark.slow
+def test_the_testing_extra_is_all_a_users_test_session_needs(installed_wheel: Path, tmp_path: Path) -> None:
+    (tmp_path / "test_mine.py").write_text(USER_TEST)
+    result = subprocess.run(
+        [installed_wheel, "-m", "pytest", "-p", "no:cacheprovider", "--snapshot-update", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+def test_make_wheel_needs_neither_the_dev_environment_nor_node() -> None:
+    # -B: every command of the target's whole chain, as on a fresh clone.
+    commands = subprocess.run(
+        ["make", "-n", "-B", "wheel"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    assert "npm" not in commands
+    assert ".[dev]" not in commands
+    assert "wheel" in commands
+
+
+def _closure(requirements: list[str], extras: set[str]) -> set[str]:
+    """The normalized names of the distributions these requirements install, transitively."""
+    seen: set[str] = set()
+    pending = [(Requirement(text), extras) for text in requirements]
+    while pending:
+        requirement, active = pending.pop()
+        if requirement.marker and not any(
+            requirement.marker.evaluate({"extra": extra}) for extra in active | {""}
+        ):
+            continue
+        name = _normalized(requirement.name)
+        new_extras = set(requirement.extras)
+        if name in seen and not new_extras:
+            continue
+        seen.add(name)
+        pending += [(Requirement(text), new_extras) for text in metadata.requires(name) or []]
+    return seen
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _runtime_imports(node: ast.AST) -> set[str]:
+    """Top-level modules imported by absolute imports, leaving out ``if TYPE_CHECKING:`` blocks."""
+    if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+        return set().union(*(_runtime_imports(child) for child in node.orelse))
+    if isinstance(node, ast.Import):
+        return {alias.name.split(".")[0] for alias in node.names}
+    if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+        return {node.module.split(".")[0]}
+    return set().union(*(_runtime_imports(child) for child in ast.iter_child_nodes(node)))
+
+
+def test_the_testing_extra_installs_every_module_the_testing_kit_imports() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    testing = [
+        text for text in project["optional-dependencies"]["testing"] if not text.startswith(project["name"])
+    ]
+    installed = _closure(project["dependencies"] + testing, set())
+    distributions = metadata.packages_distributions()
+    kit = [PACKAGE / "testing", PACKAGE / "emulator"]
+    imported = {
+        module
+        for directory in kit
+        if directory.is_dir()
+        for source in directory.glob("*.py")
+        for module in _runtime_imports(ast.parse(source.read_text()))
+    }
+    third_party = {
+        module: {_normalized(name) for name in distributions[module]}
+        for module in imported
+        if module in distributions and module not in sys.stdlib_module_names and module != "cdk_secure_tunnel"
+    }
+    missing = {module for module, names in third_party.items() if not names & installed}
+    assert not missing, f"imported by the testing kit but not installed by [testing]: {sorted(missing)}"
+    assert {"boto3", "moto", "pytest"} <= set(third_party)
 
 
 def test_import_constructs_from_the_repository_root_is_the_library() -> None:
