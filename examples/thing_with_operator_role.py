@@ -1,4 +1,8 @@
-"""A thing created in the same stack, and an operator role that may read the source token."""
+"""A thing created in the same stack, and an operator role that may read the source token.
+
+The gateway runs AWS IoT Device Client, which speaks only protocol V1: the operator's local proxy
+needs ``--destination-client-type V1``, which the connect command output includes.
+"""
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
@@ -21,5 +25,5 @@ class ThingWithOperatorRoleStack(Stack):
         )
         tunnel = SecureTunnel(self, "Maintenance", thing=thing, services=["SSH"])
         tunnel.grant_read_source_token(operator)
-        add_tunnel_outputs(self, tunnel)
+        add_tunnel_outputs(self, tunnel, destination_client_type="V1")
         CfnOutput(self, "OperatorRoleArn", value=operator.role_arn)

@@ -1,6 +1,6 @@
 """The SecureTunnel construct: an AWS IoT secure tunnel that lives and dies with the stack."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 
 import jsii
@@ -25,7 +25,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 
 from constructs import Construct, IValidation
 
-from . import validation
+from . import connect_recipe, validation
 from .tunnel_provider import STACK_ID, STACK_TAG, TunnelProvider, per_stack, stack_of
 from .tunnel_upkeep import MIN_RENEWED_LIFETIME_MINUTES, RENEW_TAG, TunnelUpkeep
 
@@ -140,6 +140,7 @@ class SecureTunnel(Construct):
         )
         self.source_token_secret: secretsmanager.ISecret = secrets["SourceToken"]
         self.destination_token_secret: secretsmanager.ISecret | None = secrets.get("DestinationToken")
+        self._services = service_names
         secret_arns = {secret_id: secret.secret_arn for secret_id, secret in secrets.items()}
         if encryption_key is not None:
             provider.allow_key(encryption_key)
@@ -196,6 +197,56 @@ class SecureTunnel(Construct):
                 "because AWS IoT delivers it to the thing; pass store_destination_token=True to keep a copy"
             )
         return self.destination_token_secret.grant_read(grantee)
+
+    def connect_command(
+        self, *, local_ports: Mapping[str, int] | None = None, destination_client_type: str | None = None
+    ) -> str:
+        """The ``cdk-secure-tunnel connect`` command an operator runs to reach the device, for a stack output.
+
+        It names the stack's region and ``source_token_secret``; the command reads the token itself, and
+        rotates the secret once if the token was spent::
+
+            CfnOutput(self, "ConnectCommand", value=tunnel.connect_command())
+            # cdk-secure-tunnel connect --region eu-west-1 --secret arn:... --services SSH=5555
+
+        :param local_ports: The local port for each service. Default: 5555, 5556 and 5557 in the order
+            of ``services``.
+        :param destination_client_type: ``"V1"`` when the device runs AWS IoT Device Client or the
+            Greengrass secure tunneling component (they speak only protocol V1: one service per tunnel),
+            ``"V2"`` for a 2.x local proxy. Default: a V3 destination, such as the reference local proxy 3.x.
+        """
+        return self._source_command(connect_recipe.cli_command, local_ports, destination_client_type)
+
+    def localproxy_command(
+        self, *, local_ports: Mapping[str, int] | None = None, destination_client_type: str | None = None
+    ) -> str:
+        """The same for the reference local proxy (``localproxy``), for those who run it.
+
+        The token goes from the secret into the proxy's ``AWSIOT_TUNNEL_ACCESS_TOKEN``, never onto its
+        command line, where ``ps`` would show it to every local user::
+
+            # AWSIOT_TUNNEL_ACCESS_TOKEN="$(aws secretsmanager get-secret-value --region eu-west-1
+            #   --secret-id arn:... --query SecretString --output text | jq -r .clientAccessToken)"
+            #   localproxy -r eu-west-1 -s SSH=5555
+
+        Parameters as for ``connect_command``.
+        """
+        return self._source_command(connect_recipe.localproxy_command, local_ports, destination_client_type)
+
+    def _source_command(
+        self,
+        recipe: Callable[..., str],
+        local_ports: Mapping[str, int] | None,
+        destination_client_type: str | None,
+    ) -> str:
+        services = None if validation.is_unresolved(self._services) else self._services
+        return recipe(
+            stack_of(self).region,
+            self.source_token_secret.secret_arn,
+            services,
+            local_ports=local_ports,
+            destination_client_type=destination_client_type,
+        )
 
     @staticmethod
     def _rotation_schedule(rotate_every: Duration | None, rotate_on_demand: bool | None) -> str | None:
