@@ -1,4 +1,4 @@
-"""The local Secrets Manager behaves as the real one across a rotation (cdk_secure_tunnel.emulator.secrets_manager).
+"""The local Secrets Manager behaves as the real one across a rotation (emulator.secrets_manager).
 
 Reads here name no stage, as a user's code and the AWS CLI do.
 """
@@ -22,6 +22,10 @@ CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 
 def _stages(secret_arn: str) -> dict[str, list[str]]:
     return dict(boto3.client("secretsmanager").describe_secret(SecretId=secret_arn)["VersionIdsToStages"])
+
+
+def _labels(secret_arn: str) -> list[str]:
+    return sorted(label for stages in _stages(secret_arn).values() for label in stages)
 
 
 def _value(secret_arn: str) -> dict[str, Any]:
@@ -72,7 +76,7 @@ def test_deploying_configures_the_upkeep_function_as_the_rotation_function(deplo
     assert ":function:" in described["RotationLambdaARN"]
     assert "CdkSecureTunnelUpkeep" in described["RotationLambdaARN"]
     # Configuring rotation tests it on a copy of the current version, which is gone again.
-    assert sorted(sum(described["VersionIdsToStages"].values(), [])) == [CURRENT]
+    assert _labels(_source_secret(deployed)) == [CURRENT]
 
 
 def test_rotate_secret_gives_a_fresh_token_of_the_same_tunnel(deployed: Any, tunnel_emulator: Any) -> None:
@@ -86,8 +90,7 @@ def test_rotate_secret_gives_a_fresh_token_of_the_same_tunnel(deployed: Any, tun
     tunnel = tunnel_emulator.tunnel(after["tunnelId"])
     assert tunnel.source_token == after["clientAccessToken"]
     assert before["clientAccessToken"] in tunnel.revoked_tokens
-    labels = sorted(label for stages in _stages(arn).values() for label in stages)
-    assert labels == [CURRENT, PREVIOUS]
+    assert _labels(arn) == [CURRENT, PREVIOUS]
 
 
 def test_a_failed_rotation_answers_as_secrets_manager_does_and_leaves_the_secret(
@@ -99,7 +102,7 @@ def test_a_failed_rotation_answers_as_secrets_manager_does_and_leaves_the_secret
     with caplog.at_level(logging.WARNING):
         boto3.client("secretsmanager").rotate_secret(SecretId=arn)  # accepted: the function fails later
     assert _value(arn) == before
-    assert sorted(label for stages in _stages(arn).values() for label in stages) == [CURRENT]
+    assert _labels(arn) == [CURRENT]
     assert any("has closed" in record.getMessage() for record in caplog.records)
 
 
