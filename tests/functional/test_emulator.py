@@ -719,8 +719,9 @@ def test_command_line_serves_until_terminated() -> None:
         while "AWS_SECRET_ACCESS_KEY" not in environment:
             line = process.stdout.readline()
             assert line, "the emulator exited before printing its environment"
-            name, _, value = line.strip().partition("=")
-            environment[name] = value
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                environment[name] = value
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", environment["AWS_ENDPOINT_URL_IOTSECURETUNNELING"])
         session = boto3.Session(
             aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],

@@ -1,13 +1,15 @@
 """A whole local AWS for the construct's code: the tunnel emulator plus moto's Secrets Manager.
 
->>> with LocalAws() as aws:  # doctest: +SKIP
-...     os.environ.update(aws.environment())
+>>> with LocalAws() as aws, aws.environment_applied():  # doctest: +SKIP
 ...     boto3.client("iotsecuretunneling").open_tunnel()
 ...     boto3.client("secretsmanager").list_secrets()
 """
 
+import contextlib
 import logging
+import os
 import urllib.request
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .emulator import TunnelEmulator
@@ -15,7 +17,9 @@ from .emulator import TunnelEmulator
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
-# Variables that would send boto3 elsewhere or make it ignore the endpoints set by environment().
+# Variables that would send boto3 elsewhere or make it ignore the endpoints set by environment(): a profile
+# (which must exist, and may name other endpoints, credentials or a role), a session token that would go
+# with the fake keys, endpoint settings for every service, and endpoint variants.
 UNSET_VARIABLES = (
     "AWS_ENDPOINT_URL",
     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
@@ -23,6 +27,8 @@ UNSET_VARIABLES = (
     "AWS_DEFAULT_PROFILE",
     "AWS_SESSION_TOKEN",
     "AWS_SECURITY_TOKEN",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
 )
 
 
@@ -96,8 +102,44 @@ class LocalAws:
             "AWS_REGION": self.region,
             "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
             "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # AWS's documented example
+            # No config or credentials file: a profile there could set ignore_configured_endpoint_urls,
+            # endpoints or credential processes that reach real AWS.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         }
         return variables
+
+    @contextlib.contextmanager
+    def environment_applied(self) -> Iterator[dict[str, str]]:
+        """Point this process at these services for the ``with`` block, and put everything back after.
+
+        Sets ``environment()``, unsets ``UNSET_VARIABLES`` (profiles, session tokens, other endpoints),
+        and starts boto3's default session afresh; on exit, even by an exception, every variable and
+        the default session are as they were, so nothing names a port that has closed. Clients cache
+        their endpoint: create them inside the block. The environment is the whole process's, so
+        threads that use AWS elsewhere see it too.
+
+        >>> with LocalAws() as aws, aws.environment_applied():  # doctest: +SKIP
+        ...     boto3.client("secretsmanager").list_secrets()
+        """
+        variables = self.environment()
+        saved = {name: os.environ.get(name) for name in (*variables, *UNSET_VARIABLES)}
+        import boto3  # noqa: PLC0415  (slow to import; only this method needs it)
+
+        saved_session = boto3.DEFAULT_SESSION
+        for name in UNSET_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(variables)
+        boto3.DEFAULT_SESSION = None  # its profile, credentials and config were read from before
+        try:
+            yield variables
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            boto3.DEFAULT_SESSION = saved_session
 
     def reset(self) -> None:
         """Empty both services: the emulator's state and faults, and every moto backend."""

@@ -54,9 +54,10 @@ class TunnelView:
     destination_config: Mapping[str, Any] | None
     lifetime_minutes: int
     tags: Mapping[str, str]
-    source_token: str
-    destination_token: str
-    revoked_tokens: frozenset[str]
+    # Left out of repr(): failed assertions, logs and debuggers print it, and CI keeps what they print.
+    source_token: str = field(repr=False)
+    destination_token: str = field(repr=False)
+    revoked_tokens: frozenset[str] = field(repr=False)
     created_at: datetime
     last_updated_at: datetime
     expires_at: datetime
