@@ -22,18 +22,20 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
+from tunnel_lambda.contract import (
+    DEFAULT_LIFETIME_MINUTES,
+    DEFAULT_SERVICES,
+    OWNER_STACK_TAG,
+    RENEW_TAG,
+    RESOURCE_TYPE,
+    Property,
+)
 
 from constructs import Construct, IValidation
 
 from . import validation
-from .tunnel_provider import STACK_ID, STACK_TAG, TunnelProvider, per_stack, stack_of
-from .tunnel_upkeep import MIN_RENEWED_LIFETIME_MINUTES, RENEW_TAG, TunnelUpkeep
-
-RESOURCE_TYPE = "Custom::SecureTunnel"
-# The handler's defaults for properties the template leaves out (lambda_src/tunnel_lambda/tunnel_spec.py):
-# a property equal to its default is left out, which keeps the template small.
-DEFAULT_SERVICES = ["SSH"]
-DEFAULT_LIFETIME_MINUTES = validation.MAX_LIFETIME_MINUTES
+from .tunnel_provider import STACK_ID, TunnelProvider, per_stack, stack_of
+from .tunnel_upkeep import MIN_RENEWED_LIFETIME_MINUTES, TunnelUpkeep
 
 
 @jsii.implements(ITaggable)
@@ -112,7 +114,7 @@ class SecureTunnel(Construct):
         stack = stack_of(scope)
         thing_name = self._thing_name(thing)
         service_names = (
-            validation.check_services(list(services)) if services is not None else DEFAULT_SERVICES
+            validation.check_services(list(services)) if services is not None else list(DEFAULT_SERVICES)
         )
         lifetime_minutes = (
             validation.check_max_lifetime(max_lifetime)
@@ -146,16 +148,18 @@ class SecureTunnel(Construct):
 
         properties: dict[str, object] = {
             "ServiceToken": provider.service_token,
-            "Description": description,
-            "SourceTokenSecretArn": secret_arns["SourceToken"],
-            "Tags": rendered_tags,
+            Property.DESCRIPTION: description,
+            Property.SOURCE_TOKEN_SECRET_ARN: secret_arns["SourceToken"],
+            Property.TAGS: rendered_tags,
         }
         optional: dict[str, object | None] = {
-            "Services": service_names if service_names != DEFAULT_SERVICES else None,
-            "MaxLifetimeMinutes": lifetime_minutes if lifetime_minutes != DEFAULT_LIFETIME_MINUTES else None,
-            "ThingName": thing_name,
-            "DestinationTokenSecretArn": secret_arns.get("DestinationToken"),
-            "Renew": True if renew else None,
+            Property.SERVICES: service_names if service_names != list(DEFAULT_SERVICES) else None,
+            Property.MAX_LIFETIME_MINUTES: lifetime_minutes
+            if lifetime_minutes != DEFAULT_LIFETIME_MINUTES
+            else None,
+            Property.THING_NAME: thing_name,
+            Property.DESTINATION_TOKEN_SECRET_ARN: secret_arns.get("DestinationToken"),
+            Property.RENEW: True if renew else None,
         }
         properties.update((name, value) for name, value in optional.items() if value is not None)
         # A custom resource without DeletionPolicy: CloudFormation's default, Delete, closes the tunnel.
@@ -258,7 +262,7 @@ class SecureTunnel(Construct):
         for secret in secrets.values():
             # The handler may write only secrets carrying this tag (see TunnelProvider). Tagged one by one:
             # Tags.of(self) would also visit the tunnel, a call from Node.js into Python at synth.
-            Tags.of(secret).add(STACK_TAG, STACK_ID)
+            Tags.of(secret).add(OWNER_STACK_TAG, STACK_ID)
         if not scheduled:  # a rotation schedule with a rule satisfies cdk-nag's SMG4
             Validations.of(self).acknowledge(
                 Acknowledgment(

@@ -14,14 +14,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
+from tunnel_lambda.contract import OWNER_STACK_TAG as STACK_TAG
 
 from constructs import Construct
 
 from .lambda_code import python_function
-from .validation import RESERVED_TAG_PREFIXES
 
-# The tag that ties tunnels and token secrets to their stack (see lambda_src/tunnel_lambda/tunnel_spec.py).
-STACK_TAG = f"{RESERVED_TAG_PREFIXES[1]}stack-id"
 # Pseudo parameters are the same tokens in every stack: read from aws-cdk-lib once, not at every use.
 STACK_ID = Aws.STACK_ID
 # IAM conditions: the resource acted on, or the one a request creates, carries this stack's tag.

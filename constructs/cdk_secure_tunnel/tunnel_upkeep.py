@@ -36,10 +36,8 @@ from .tunnel_provider import (
     arn,
     stack_singleton,
 )
-from .validation import RESERVED_TAG_PREFIXES, is_unresolved
+from .validation import is_unresolved
 
-# On the source secret of each renewing tunnel: how the schedule finds them (tunnel_lambda/renewal.py).
-RENEW_TAG = f"{RESERVED_TAG_PREFIXES[1]}renew"
 # Renewal opens the next tunnel at least this long before the current one ends: room for the schedule's
 # jitter and a slow, throttled invocation (the function's timeout is 10 minutes).
 RENEWAL_MARGIN_MINUTES = 10

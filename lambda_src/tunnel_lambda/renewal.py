@@ -18,15 +18,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import aws_clients, tunnels
+from .contract import OWNER_STACK_TAG, RENEW_TAG, RENEWS_TAG, REPLACES_TAG
 from .token_secrets import open_and_store, read_document
-from .tunnel_spec import OWNER_STACK_TAG, RENEWS_TAG, REPLACES_TAG, Owner, Renewal
+from .tunnel_spec import Owner, Renewal
 from .tunnels import OpenedTunnel, Tunnel
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
-
-# Set by the construct on the source secret of each renewing tunnel: how the schedule finds them.
-RENEW_TAG = "cdk-secure-tunnel:renew"
 
 
 class RenewalFailed(Exception):

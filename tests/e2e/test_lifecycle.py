@@ -5,8 +5,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import Duration
-from cdk_secure_tunnel.testing import TunnelEmulator
-from cdk_secure_tunnel.testing.cloudformation import DeploymentFailed, LocalCloudFormation
+from cdk_secure_tunnel.testing import DeploymentFailed, LocalCloudFormation, TunnelEmulator
 from lifecycle import assert_stack_consistent, secret_ids, template_with, tunnel_ids
 from tunnel_lambda.renewal import on_schedule
 

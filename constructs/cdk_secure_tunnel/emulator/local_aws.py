@@ -10,7 +10,7 @@ import logging
 import urllib.request
 from typing import TYPE_CHECKING
 
-from .emulator import TunnelEmulator
+from .control_plane import TunnelEmulator
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer

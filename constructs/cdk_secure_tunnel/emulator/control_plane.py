@@ -16,18 +16,14 @@ Usage (``local_aws``/``tunnel_emulator`` fixtures do the first two steps for pyt
 import copy
 import threading
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from .clock import Clock, ManualClock, SystemClock
+from .clock import Clock, SystemClock
 from .errors import ServiceError
 from .faults import InjectedFailures, RateLimits
-from .tunnels import RequestContext, TunnelStore, TunnelView
-from .validation import service_model, validate, without_sensitive
-
-if TYPE_CHECKING:
-    from .server import EmulatorServer
-
-__all__ = ["Call", "ManualClock", "TunnelEmulator"]
+from .http_server import EmulatorServer
+from .model_validation import service_model, validate, without_sensitive
+from .tunnel_store import RequestContext, TunnelStore, TunnelView
 
 
 class Call(NamedTuple):
@@ -74,11 +70,9 @@ class TunnelEmulator:
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
         """Serve on ``host:port`` (0: any free port) in a background thread; returns the endpoint URL."""
-        from .server import EmulatorServer  # noqa: PLC0415  (the HTTP layer is only needed to serve)
-
         if self._server is not None:
             raise RuntimeError(f"The emulator already serves on {self._server.endpoint}")
-        self._server = EmulatorServer(self, host, port)
+        self._server = EmulatorServer(self.handle, host, port)
         self._server.start()
         return self._server.endpoint
 
