@@ -1,7 +1,11 @@
 """cdk-secure-tunnel: AWS IoT secure tunnels as CDK constructs, with their tokens in Secrets Manager.
 
+>>> from aws_cdk import App, Stack
+>>> from aws_cdk import aws_iam as iam
 >>> from cdk_secure_tunnel import SecureTunnel
+>>> stack = Stack(App(), "Pumps")
 >>> tunnel = SecureTunnel(stack, "Maintenance", thing="pump-7", services=["SSH"])
+>>> operator_role = iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal())
 >>> grant = tunnel.grant_read_source_token(operator_role)
 """
 

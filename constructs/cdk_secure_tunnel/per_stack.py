@@ -3,6 +3,8 @@
 Each call into aws-cdk-lib is a round trip to its Node.js process, and those round trips are most of a
 Python app's synth time: a stack with hundreds of tunnels must not pay them per tunnel.
 
+>>> from aws_cdk import App
+>>> stack = Stack(App(), "Pumps")
 >>> per_stack(stack, "answer", lambda: 42), per_stack(stack, "answer", lambda: 0)
 (42, 42)
 >>> arn("iot", "tunnel/*")

@@ -41,11 +41,12 @@ from .tunnel_upkeep import TunnelUpkeep
 class SecureTunnel(Construct):
     """An AWS IoT secure tunnel opened on deploy and closed on destroy, its tokens in Secrets Manager.
 
-    Example::
-
-        tunnel = SecureTunnel(self, "Maintenance", thing="pump-7", services=["SSH"],
-                              max_lifetime=Duration.hours(2))
-        tunnel.grant_read_source_token(operator_role)
+    >>> from aws_cdk import App
+    >>> stack = Stack(App(), "Pumps")
+    >>> tunnel = SecureTunnel(stack, "Maintenance", thing="pump-7", services=["SSH"],
+    ...                       max_lifetime=Duration.hours(2))
+    >>> operator_role = iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal())
+    >>> grant = tunnel.grant_read_source_token(operator_role)
 
     The source token (for the operator's local proxy) is always written to ``source_token_secret``.
     With a ``thing``, AWS IoT delivers the destination token to the device over MQTT, so no secret holds
@@ -56,9 +57,9 @@ class SecureTunnel(Construct):
     A token connects only once. With ``rotate_on_demand=True`` (or ``rotate_every``), Secrets Manager
     issues a fresh one: ``aws secretsmanager rotate-secret --secret-id <source_token_secret ARN>``. With
     ``renew=True`` the tunnel outlives the service's 12-hour limit: a new one is opened before each ends,
-    so ``tunnel_id`` stays the first tunnel's id while the secrets always name the current one::
+    so ``tunnel_id`` stays the first tunnel's id while the secrets always name the current one:
 
-        SecureTunnel(self, "Support", thing="pump-7", rotate_every=Duration.hours(8), renew=True)
+    >>> support = SecureTunnel(stack, "Support", thing="pump-7", rotate_every=Duration.hours(8), renew=True)
     """
 
     def __init__(

@@ -40,8 +40,11 @@ _ACKNOWLEDGMENTS = {
 class TunnelProvider(Construct):
     """The tunnel handler and its provider framework, created once per stack.
 
-    >>> provider = TunnelProvider.of(scope)  # doctest: +SKIP
-    >>> provider.service_token  # doctest: +SKIP
+    >>> from aws_cdk import App
+    >>> stack = Stack(App(), "Pumps")
+    >>> provider = TunnelProvider.of(stack)
+    >>> provider is TunnelProvider.of(stack), provider.service_token.startswith("${Token[")
+    (True, True)
     """
 
     CONSTRUCT_ID = "CdkSecureTunnelProvider"

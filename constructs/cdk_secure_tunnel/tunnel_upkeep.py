@@ -11,9 +11,15 @@ handler) serves both:
 Like the handler's, its IAM policy is scoped by the stack's tag and does not grow with the number of
 tunnels, and renewal adds three resources per stack rather than any per tunnel (see ``renew``).
 
->>> upkeep = TunnelUpkeep.of(scope)  # doctest: +SKIP
->>> upkeep.rotate(tunnel, "SourceToken", arn, after=resource, schedule="rate(8 hours)")  # doctest: +SKIP
->>> upkeep.renew(lifetime_minutes=120)  # doctest: +SKIP
+>>> from aws_cdk import App
+>>> stack = Stack(App(), "Pumps")
+>>> upkeep = TunnelUpkeep.of(stack)
+>>> upkeep is TunnelUpkeep.of(stack)
+True
+>>> tunnel = CfnResource(stack, "Tunnel", type="Custom::SecureTunnel")
+>>> arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-AbCdEf"
+>>> rotation = upkeep.rotate(stack, "SourceToken", arn, after=tunnel, schedule="rate(8 hours)")
+>>> upkeep.renew(lifetime_minutes=120)
 """
 
 import math

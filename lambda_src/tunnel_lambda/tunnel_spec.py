@@ -51,6 +51,7 @@ class Configured(Destination, Protocol):
 def changed_fields(spec: "TunnelSpec", tunnel: Configured, fields: tuple[str, ...]) -> list[str]:
     """The ``fields`` in which ``tunnel`` differs from ``spec``.
 
+    >>> from dataclasses import replace
     >>> spec = TunnelSpec(services=("SSH",), max_lifetime_minutes=60, source_secret_arn="arn:src")
     >>> changed_fields(spec, replace(spec, description="new"), FIELDS_THAT_REPLACE_THE_TUNNEL)
     ['description']

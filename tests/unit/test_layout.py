@@ -93,3 +93,12 @@ def _package_imports(path: Path) -> set[str]:
         # `from .x import y` may import the module x.y; names that are not modules add no edges.
         found.update(f"{target}.{alias.name}" for alias in node.names)
     return found - {module}
+
+
+def test_test_modules_never_import_each_other() -> None:
+    # What they share lives in tests/support/ (or in a conftest.py, as fixtures).
+    for path in Path(__file__).resolve().parents[1].rglob("*.py"):
+        for imported in _imports(path):
+            top = imported.lstrip(".").split(".")[0]
+            assert not top.startswith("test_"), (path, imported)
+            assert top not in {"conftest", "lifecycle", "upkeep_support"}, (path, imported)

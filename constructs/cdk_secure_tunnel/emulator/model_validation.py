@@ -5,8 +5,12 @@ update changes the emulator without code changes. Constraint violations become o
 listing all of them in AWS's wording; a value of the wrong JSON type becomes a SerializationException,
 as AWS's JSON protocol parser rejects it before any constraint is checked.
 
->>> validate("DescribeTunnel", {"tunnelId": "not a tunnel id!"})  # doctest: +SKIP
-ServiceError: ValidationException: 1 validation error detected: Value 'not a tunnel id!' at 'tunnelId' ...
+>>> try:
+...     validate("DescribeTunnel", {"tunnelId": "not a tunnel id!"})
+... except ServiceError as error:
+...     print(error.code, error.message)
+ValidationException 1 validation error detected: Value 'not a tunnel id!' at 'tunnelId' failed to
+satisfy constraint: Member must satisfy regular expression pattern: ...
 """
 
 import re

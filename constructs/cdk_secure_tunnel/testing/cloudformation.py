@@ -5,10 +5,20 @@ Secrets Manager (moto), things are taken by name, and each ``Custom::SecureTunne
 CDK provider framework would pass to the handler, in CloudFormation's order: creates and updates first,
 deletes of replaced and removed resources in the cleanup phase, and a rollback when a step fails.
 
->>> cloudformation = LocalCloudFormation("Maintenance")  # doctest: +SKIP
->>> cloudformation.deploy(Template.from_stack(stack).to_json())  # doctest: +SKIP
->>> cloudformation.token_document("MaintenanceSourceToken30C10707")["tunnelId"]  # doctest: +SKIP
->>> cloudformation.destroy()  # doctest: +SKIP
+>>> from aws_cdk import App, Stack
+>>> from aws_cdk.assertions import Template
+>>> from cdk_secure_tunnel import SecureTunnel
+>>> stack = Stack(App(), "Pumps")
+>>> _ = SecureTunnel(stack, "Maintenance", thing="pump-7")
+>>> aws = getfixture("local_aws")  # in a test: the local_aws fixture
+>>> cloudformation = LocalCloudFormation("Pumps")
+>>> cloudformation.deploy(Template.from_stack(stack).to_json())
+>>> (tunnel,) = aws.emulator.open_tunnels()
+>>> cloudformation.token_document("MaintenanceSourceToken30C10707")["tunnelId"] == tunnel.tunnel_id
+True
+>>> cloudformation.destroy()
+>>> aws.emulator.open_tunnels()
+[]
 """
 
 import json
