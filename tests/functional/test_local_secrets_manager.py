@@ -76,7 +76,7 @@ def test_deploying_configures_the_upkeep_function_as_the_rotation_function(deplo
     assert ":function:" in described["RotationLambdaARN"]
     assert "CdkSecureTunnelUpkeep" in described["RotationLambdaARN"]
     # Configuring rotation tests it on a copy of the current version, which is gone again.
-    assert _labels(_source_secret(deployed)) == [CURRENT]
+    assert _labels(_source_secret(deployed)) == [CURRENT, PREVIOUS]  # the token, the placeholder
 
 
 def test_rotate_secret_gives_a_fresh_token_of_the_same_tunnel(deployed: Any, tunnel_emulator: Any) -> None:
@@ -102,7 +102,7 @@ def test_a_failed_rotation_answers_as_secrets_manager_does_and_leaves_the_secret
     with caplog.at_level(logging.WARNING):
         boto3.client("secretsmanager").rotate_secret(SecretId=arn)  # accepted: the function fails later
     assert _value(arn) == before
-    assert _labels(arn) == [CURRENT]
+    assert _labels(arn) == [CURRENT, PREVIOUS]
     assert any("has closed" in record.getMessage() for record in caplog.records)
 
 

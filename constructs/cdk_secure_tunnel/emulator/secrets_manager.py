@@ -11,7 +11,8 @@ with a reproduction is docs/moto-secretsmanager-rotation.md):
   now moves the default with it.
 - **RotateSecret runs the rotation function.** moto invokes a rotation function through its Lambda
   emulation, which needs Docker and a function created in it. A function registered here with
-  ``register_rotation_function`` runs in this process instead, as Secrets Manager invokes a Lambda:
+  ``register_rotation_function`` (by an ``fnmatch`` pattern of Lambda ARNs; ``LocalAws`` registers the
+  stack's upkeep function) runs in this process instead, as Secrets Manager invokes a Lambda:
   ``{"Step", "SecretId", "ClientRequestToken"}`` for createSecret, setSecret, testSecret and
   finishSecret; with ``RotateImmediately=false``, only testSecret, on a pending copy of the current
   version that is removed afterwards. As with Secrets Manager, RotateSecret succeeds even when a step
@@ -26,6 +27,7 @@ The corrections patch moto's backend class, so they apply to every moto backend 
 ('createSecret', 'setSecret', 'testSecret', 'finishSecret')
 """
 
+import fnmatch
 import json
 import logging
 import threading
@@ -47,13 +49,29 @@ _install_lock = threading.Lock()
 _installed = False
 
 
-def register_rotation_function(function_arn: str, function: RotationFunction) -> None:
-    """Run ``function`` in this process whenever Secrets Manager would invoke the Lambda ``function_arn``."""
-    _functions[function_arn] = function
+def register_rotation_function(function_arns: str, function: RotationFunction) -> None:
+    """Run ``function`` here whenever Secrets Manager would invoke a Lambda whose ARN matches the pattern.
+
+    >>> register_rotation_function("arn:aws:lambda:*:*:function:Doc-Example*", print)
+    >>> rotation_function("arn:aws:lambda:us-east-1:123456789012:function:Doc-ExampleRotation") is print
+    True
+    >>> unregister_rotation_function("arn:aws:lambda:*:*:function:Doc-Example*", print)
+    """
+    _functions[function_arns] = function
 
 
-def unregister_rotation_function(function_arn: str) -> None:
-    _functions.pop(function_arn, None)
+def unregister_rotation_function(function_arns: str, function: RotationFunction) -> None:
+    """Forget the pattern, unless another function was registered for it since."""
+    if _functions.get(function_arns) is function:
+        del _functions[function_arns]
+
+
+def rotation_function(function_arn: str) -> RotationFunction | None:
+    """The function registered for the Lambda ``function_arn``, if any (the pattern registered last wins)."""
+    matching = [
+        function for pattern, function in _functions.items() if fnmatch.fnmatchcase(function_arn, pattern)
+    ]
+    return matching[-1] if matching else None
 
 
 def install() -> None:
@@ -91,7 +109,7 @@ def _patch(backend: Any) -> None:
     ) -> str:
         secret = self.secrets.get(secret_id) if self._is_valid_identifier(secret_id) else None
         function_arn = rotation_lambda_arn or (secret.rotation_lambda_arn if secret is not None else "")
-        function = _functions.get(function_arn)
+        function = rotation_function(function_arn) if function_arn else None
         if secret is None or function is None or secret.is_deleted():
             return moto_rotate(  # type: ignore[no-any-return]
                 self,
@@ -133,7 +151,9 @@ def _rotate(secret: Any, function: RotationFunction, token: str, rotate_immediat
         _run(function, secret, token, ROTATION_STEPS)
     else:
         # Secrets Manager tests the configuration: testSecret on a pending copy of the current version.
-        current = secret.versions[secret.default_version_id]
+        current = secret.versions.get(secret.default_version_id)
+        if current is None:  # nothing to test yet
+            return json.dumps({"ARN": secret.arn, "Name": secret.name, "VersionId": token})
         secret.versions[token] = {
             **current,
             "version_id": token,

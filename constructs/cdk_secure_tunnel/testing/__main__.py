@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from .emulator import TunnelEmulator
-from .local_aws import UNSET_VARIABLES, LocalAws
+from ..emulator import LocalAws, TunnelEmulator
+from ..emulator.local_aws import UNSET_VARIABLES
 
 PID_VARIABLE = "CDK_SECURE_TUNNEL_LOCAL_AWS_PID"
 # How long --background waits for the server to write its environment.

@@ -3,24 +3,35 @@
 Only the parts of a template that SecureTunnel's handler touches are played: token secrets are created in
 Secrets Manager (moto), things are taken by name, and each ``Custom::SecureTunnel`` gets the events the
 CDK provider framework would pass to the handler, in CloudFormation's order: creates and updates first,
-deletes of replaced and removed resources in the cleanup phase, and a rollback when a step fails.
+deletes of replaced and removed resources in the cleanup phase, and a rollback when a step fails. Each
+``AWS::SecretsManager::RotationSchedule`` configures its secret's rotation function (a Lambda ARN named
+after the function's logical id), so that ``rotate-secret`` runs the stack's upkeep function against
+``LocalAws`` (see ``cdk_secure_tunnel.emulator.secrets_manager``).
 
->>> cloudformation = LocalCloudFormation("Maintenance")  # doctest: +SKIP
->>> cloudformation.deploy(Template.from_stack(stack).to_json())  # doctest: +SKIP
->>> cloudformation.token_document("MaintenanceSourceToken30C10707")["tunnelId"]  # doctest: +SKIP
->>> cloudformation.destroy()  # doctest: +SKIP
+>>> from aws_cdk import App, Stack
+>>> from aws_cdk.assertions import Template
+>>> from cdk_secure_tunnel import SecureTunnel
+>>> stack = Stack(App(), "Pumps")
+>>> _ = SecureTunnel(stack, "Maintenance", thing="pump-7")
+>>> aws = getfixture("local_aws")  # in a test: the local_aws fixture
+>>> cloudformation = LocalCloudFormation("Pumps")
+>>> cloudformation.deploy(Template.from_stack(stack).to_json())
+>>> (tunnel,) = aws.emulator.open_tunnels()
+>>> cloudformation.token_document("MaintenanceSourceToken30C10707")["tunnelId"] == tunnel.tunnel_id
+True
+>>> cloudformation.destroy()
+>>> aws.emulator.open_tunnels()
+[]
 """
 
 import json
-import sys
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
-from ..lambda_code import lambda_source
+from tunnel_lambda.contract import RESOURCE_TYPE
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -28,10 +39,12 @@ if TYPE_CHECKING:
 Handler = Callable[[Mapping[str, Any], Any], Mapping[str, Any]]
 Template = Mapping[str, Any]
 
-TUNNEL_TYPE = "Custom::SecureTunnel"
 # The provider framework answers a failed Create with this id and never passes the Delete that follows
 # to the handler (aws-cdk provider-framework/runtime/framework.ts).
+logger = logging.getLogger(__name__)
+
 CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
+ROTATION_SCHEDULE_TYPE = "AWS::SecretsManager::RotationSchedule"
 
 
 class DeploymentFailed(Exception):
@@ -39,11 +52,9 @@ class DeploymentFailed(Exception):
 
 
 def tunnel_handler() -> Handler:
-    """The packaged custom resource handler, imported from the code the construct deploys."""
-    source = str(lambda_source())
-    if source not in sys.path:
-        sys.path.insert(0, source)
-    from tunnel_lambda.custom_resource import on_event  # noqa: PLC0415  (importable only once on sys.path)
+    """The custom resource handler: the ``tunnel_lambda`` package the construct deploys as its asset."""
+    # Imported on first use, like boto3 below: this module loads with the pytest plugin in every session.
+    from tunnel_lambda.custom_resource import on_event  # noqa: PLC0415
 
     return on_event
 
@@ -91,6 +102,8 @@ class LocalCloudFormation:
         self.account = account
         self.tunnels: dict[str, _Resource] = {}
         self.secrets: dict[str, str] = {}
+        # Rotation schedules by logical id: their resolved properties as last configured.
+        self.rotations: dict[str, dict[str, Any]] = {}
         self._template: Template = {"Resources": {}}
         self._secrets_client: SecretsManagerClient | None = None
 
@@ -120,6 +133,7 @@ class LocalCloudFormation:
         for logical_id in created_secrets:
             self._create_secret(logical_id, resources[logical_id])
         replaced = self._apply_tunnels(template, created_secrets)
+        self._configure_rotations(template)
         old_resources = self._template.get("Resources", {})
         self._template = template
         # Cleanup phase: replaced resources and resources no longer in the template are deleted.
@@ -128,16 +142,18 @@ class LocalCloudFormation:
         for logical_id, resource in old_resources.items():
             if logical_id in resources:
                 continue
-            if resource["Type"] == TUNNEL_TYPE:
+            if resource["Type"] == RESOURCE_TYPE:
                 self._delete(logical_id, self.tunnels.pop(logical_id))
             elif resource["Type"] == "AWS::SecretsManager::Secret":
                 self._delete_secret(logical_id)
+            elif resource["Type"] == ROTATION_SCHEDULE_TYPE:
+                self._remove_rotation(logical_id)
 
     def _apply_tunnels(self, template: Template, created_secrets: list[str]) -> list[tuple[str, _Resource]]:
         """Create and update the template's tunnels; the replaced resources are returned for cleanup."""
         done: list[tuple[str, _Resource | None]] = []  # (logical id, state before) for rollback
         for logical_id, resource in template.get("Resources", {}).items():
-            if resource["Type"] != TUNNEL_TYPE:
+            if resource["Type"] != RESOURCE_TYPE:
                 continue
             properties = self._resolve(resource.get("Properties", {}), template)
             before = self.tunnels.get(logical_id)
@@ -162,12 +178,46 @@ class LocalCloudFormation:
             if before is not None and self.tunnels[logical_id].physical_id != before.physical_id
         ]
 
+    def _configure_rotations(self, template: Template) -> None:
+        """RotateSecret for each new or changed rotation schedule, as CloudFormation's resource calls it."""
+        from botocore.exceptions import ClientError  # noqa: PLC0415  (see boto3 below)
+
+        for logical_id, resource in template.get("Resources", {}).items():
+            if resource["Type"] != ROTATION_SCHEDULE_TYPE:
+                continue
+            properties = self._resolve(resource.get("Properties", {}), template)
+            if self.rotations.get(logical_id) == properties:
+                continue
+            # The schedule's own default is to rotate at once; SecureTunnel's schedules turn it off.
+            immediately = str(properties.get("RotateImmediatelyOnUpdate", True)).lower() == "true"
+            rules = properties.get("RotationRules")
+            try:
+                self._secrets().rotate_secret(
+                    SecretId=properties["SecretId"],
+                    RotationLambdaARN=properties["RotationLambdaARN"],
+                    RotateImmediately=immediately,
+                    **({"RotationRules": rules} if rules else {}),
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
+                # A Secrets Manager other than LocalAws's (moto.mock_aws, say) knows no such function.
+                logger.warning("%s: rotation not configured: %s", logical_id, error)
+                continue
+            self.rotations[logical_id] = properties
+
+    def _remove_rotation(self, logical_id: str) -> None:
+        properties = self.rotations.pop(logical_id, None)
+        if properties is not None and properties["SecretId"] in self.secrets.values():
+            self._secrets().cancel_rotate_secret(SecretId=properties["SecretId"])
+
     def destroy(self) -> None:
         """Delete the stack: every tunnel resource (newest first), then the secrets."""
         for logical_id in reversed(list(self.tunnels)):
             self._delete(logical_id, self.tunnels.pop(logical_id))
         for logical_id in list(self.secrets):
             self._delete_secret(logical_id)
+        self.rotations.clear()
         self._template = {"Resources": {}}
 
     # -- events ------------------------------------------------------------------------------------------
@@ -180,7 +230,7 @@ class LocalCloudFormation:
             "StackId": self.stack_id,
             "RequestId": str(uuid.uuid4()),
             "LogicalResourceId": logical_id,
-            "ResourceType": TUNNEL_TYPE,
+            "ResourceType": RESOURCE_TYPE,
             "ResourceProperties": _as_cloudformation_passes_it(dict(properties)),
         }
 
@@ -226,6 +276,8 @@ class LocalCloudFormation:
 
     def _secrets(self) -> "SecretsManagerClient":
         if self._secrets_client is None:
+            import boto3  # noqa: PLC0415
+
             self._secrets_client = boto3.client("secretsmanager", region_name=self.region)
         return self._secrets_client
 
@@ -244,7 +296,7 @@ class LocalCloudFormation:
         self._secrets().delete_secret(SecretId=self.secrets.pop(logical_id), ForceDeleteWithoutRecovery=True)
 
     def _resolve(self, value: Any, template: Template) -> Any:
-        """Resolve the intrinsics a SecureTunnel template uses: Ref, Fn::Join, and Fn::GetAtt (a fake ARN)."""
+        """Resolve the intrinsics a SecureTunnel template uses: Ref, Fn::Join, and Fn::GetAtt (an ARN)."""
         if isinstance(value, list):
             return [self._resolve(item, template) for item in value]
         if not isinstance(value, dict):
@@ -253,11 +305,19 @@ class LocalCloudFormation:
             return self._ref(value["Ref"], template)
         if set(value) == {"Fn::GetAtt"}:
             logical_id, attribute = value["Fn::GetAtt"]
-            return f"arn:aws:local:{self.region}:{self.account}:{logical_id}/{attribute}"
+            return self._attribute(logical_id, attribute, template)
         if set(value) == {"Fn::Join"}:
             separator, parts = value["Fn::Join"]
             return separator.join(str(self._resolve(part, template)) for part in parts)
         return {key: self._resolve(item, template) for key, item in value.items()}
+
+    def _attribute(self, logical_id: str, attribute: str, template: Template) -> str:
+        resource_type = template.get("Resources", {}).get(logical_id, {}).get("Type")
+        if resource_type == "AWS::Lambda::Function" and attribute == "Arn":
+            # Named as CloudFormation names a function: the stack, then the logical id.
+            name = f"{self.stack_name}-{logical_id}"
+            return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
+        return f"arn:aws:local:{self.region}:{self.account}:{logical_id}/{attribute}"
 
     def _ref(self, name: str, template: Template) -> str:
         pseudo = {

@@ -1,18 +1,28 @@
 """A whole local AWS for the construct's code: the tunnel emulator plus moto's Secrets Manager.
 
->>> with LocalAws() as aws, aws.environment_applied():  # doctest: +SKIP
-...     boto3.client("iotsecuretunneling").open_tunnel()
-...     boto3.client("secretsmanager").list_secrets()
+>>> import boto3
+>>> with LocalAws() as aws, aws.environment_applied():
+...     tunnel_id = boto3.client("iotsecuretunneling").open_tunnel()["tunnelId"]
+...     secrets = boto3.client("secretsmanager")
+...     arn = secrets.create_secret(Name="example-token", SecretString="s3cret")["ARN"]
+...     value = secrets.get_secret_value(SecretId=arn)["SecretString"]
+...     aws.reset()
+>>> aws.emulator.tunnels(), value
+([], 's3cret')
 """
 
 import contextlib
 import logging
 import os
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .emulator import TunnelEmulator
+from tunnel_lambda.contract import UPKEEP_CONSTRUCT_ID, UPKEEP_HANDLER
+
+from . import secrets_manager as local_secrets_manager
+from .control_plane import TunnelEmulator
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -30,13 +40,23 @@ UNSET_VARIABLES = (
     "AWS_USE_FIPS_ENDPOINT",
     "AWS_USE_DUALSTACK_ENDPOINT",
 )
+# The upkeep function of any stack (a deployed function's name starts with its logical id).
+UPKEEP_FUNCTIONS = f"arn:aws:lambda:*:*:function:*{UPKEEP_CONSTRUCT_ID}*"
+# What the rotation function reaches through the environment: it must be this LocalAws.
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_IOTSECURETUNNELING", "AWS_ENDPOINT_URL_SECRETS_MANAGER")
 
 
 class LocalAws:
     """Starts the tunnel emulator and (unless ``secrets_manager=False``) moto's server, both on 127.0.0.1.
 
-    ``environment()`` gives the variables that point boto3 (and anything using it) at them. Clients cache
-    their endpoint when created, so create clients after setting the variables.
+    ``environment()`` gives the variables that point boto3 (and anything using it) at them, and
+    ``environment_applied()`` sets them for a ``with`` block. Clients cache their endpoint when created,
+    so create clients after setting the variables.
+
+    Secrets Manager rotates a secret whose rotation function is a stack's upkeep function (as
+    ``LocalCloudFormation`` configures it) by running that function in this process, with this process's
+    environment: apply ``environment()`` here first (the pytest fixtures and
+    ``python -m cdk_secure_tunnel.testing`` do).
     """
 
     def __init__(
@@ -57,6 +77,8 @@ class LocalAws:
         self._with_moto = secrets_manager
         self._moto: ThreadedMotoServer | None = None
         self._moto_endpoint: str | None = None
+        # Kept: unregistering compares the very function registered.
+        self._upkeep = self._run_upkeep
 
     def start(self) -> "LocalAws":
         self.emulator.start(port=self._tunneling_port, host=self._host)
@@ -69,9 +91,12 @@ class LocalAws:
             self._moto.start()
             host, port = self._moto.get_host_and_port()
             self._moto_endpoint = f"http://{host}:{port}"
+            local_secrets_manager.install()
+            local_secrets_manager.register_rotation_function(UPKEEP_FUNCTIONS, self._upkeep)
         return self
 
     def stop(self) -> None:
+        local_secrets_manager.unregister_rotation_function(UPKEEP_FUNCTIONS, self._upkeep)
         self.emulator.stop()
         moto, self._moto, self._moto_endpoint = self._moto, None, None
         if moto is not None:
@@ -119,8 +144,13 @@ class LocalAws:
         their endpoint: create them inside the block. The environment is the whole process's, so
         threads that use AWS elsewhere see it too.
 
-        >>> with LocalAws() as aws, aws.environment_applied():  # doctest: +SKIP
-        ...     boto3.client("secretsmanager").list_secrets()
+        >>> import boto3
+        >>> before = dict(os.environ)
+        >>> with LocalAws(secrets_manager=False) as aws, aws.environment_applied():
+        ...     boto3.client("iotsecuretunneling").list_tunnels()["tunnelSummaries"]
+        []
+        >>> dict(os.environ) == before
+        True
         """
         variables = self.environment()
         saved = {name: os.environ.get(name) for name in (*variables, *UNSET_VARIABLES)}
@@ -140,6 +170,18 @@ class LocalAws:
                 else:
                     os.environ[name] = value
             boto3.DEFAULT_SESSION = saved_session
+
+    def _run_upkeep(self, event: Mapping[str, str]) -> None:
+        """A stack's upkeep function, invoked for a rotation step: the packaged handler, run here."""
+        expected = self.environment()
+        if any(os.environ.get(name) != expected.get(name) for name in _ENDPOINT_VARIABLES):
+            # Anything else could send the handler's calls to real AWS.
+            raise RuntimeError(
+                "the upkeep function runs in the process serving local AWS, whose environment does not "
+                "point at it: apply LocalAws.environment() there first (LocalAws.environment_applied())"
+            )
+        module, _, function = UPKEEP_HANDLER.rpartition(".")
+        getattr(import_module(module), function)(event)
 
     def reset(self) -> None:
         """Empty both services: the emulator's state and faults, and every moto backend."""
