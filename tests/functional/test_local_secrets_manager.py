@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from typing import Any
 
 import boto3
@@ -112,3 +113,47 @@ def test_the_readmes_fresh_token_command_works_offline(deployed: Any) -> None:
     before = _value(arn)
     subprocess.run(["aws", "secretsmanager", "rotate-secret", "--secret-id", arn], check=True, env=os.environ)
     assert _value(arn)["clientAccessToken"] != before["clientAccessToken"]
+
+
+DEPLOY = """
+import sys
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
+from cdk_secure_tunnel import SecureTunnel
+from cdk_secure_tunnel.testing import LocalCloudFormation
+
+stack = Stack(App(), "Plant")
+tunnel = SecureTunnel(stack, "Maintenance", thing="pump-7")
+cloudformation = LocalCloudFormation("Plant")
+cloudformation.deploy(Template.from_stack(stack).to_json())
+print(cloudformation.secrets[stack.get_logical_id(tunnel.source_token_secret.node.default_child)])
+"""
+READ_TOKEN = (
+    "import boto3, json, sys; "
+    "print(json.loads(boto3.client('secretsmanager').get_secret_value(SecretId=sys.argv[1])['SecretString'])"
+    "['clientAccessToken'])"
+)
+
+ROTATE = "import boto3, sys; boto3.client('secretsmanager').rotate_secret(SecretId=sys.argv[1])"
+
+
+@pytest.mark.slow
+def test_rotation_from_a_shell_against_the_command_line_server(tmp_path: Any) -> None:
+    # The README's path: a server from `python -m cdk_secure_tunnel.testing`, a stack deployed by another
+    # process, and rotate-secret from a third, each a fresh process of a shell.
+    (tmp_path / "deploy.py").write_text(DEPLOY)
+    python = sys.executable
+    script = f"""
+        set -e
+        eval "$({python} -m cdk_secure_tunnel.testing --background)"
+        trap 'kill "$CDK_SECURE_TUNNEL_LOCAL_AWS_PID"' EXIT
+        arn=$({python} deploy.py)
+        before=$({python} -c "{READ_TOKEN}" "$arn")
+        {python} -c "{ROTATE}" "$arn"
+        after=$({python} -c "{READ_TOKEN}" "$arn")
+        test -n "$before" && test "$before" != "$after"
+    """
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
