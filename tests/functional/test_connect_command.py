@@ -4,6 +4,7 @@ import doctest
 import json
 import os
 import re
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,19 @@ def test_the_token_reaches_the_proxys_environment_and_never_its_argv(tmp_path: P
 
 def test_its_docstring_examples_run() -> None:
     assert doctest.testmod(connect_recipe, raise_on_error=True).attempted > 0
+
+
+def test_the_command_is_one_the_cli_accepts() -> None:
+    # The cdk-secure-tunnel command (cdk_secure_tunnel.cli) parses what the output tells operators to run.
+    cli = pytest.importorskip("cdk_secure_tunnel.cli")
+    command = connect_recipe.cli_command(
+        "eu-west-1", "arn:aws:secretsmanager:eu-west-1:1:secret:S", ["SSH", "HTTP"]
+    )
+    args = cli.parser().parse_args(shlex.split(command)[1:])
+    assert (args.region, args.secret, args.services) == (
+        "eu-west-1",
+        "arn:aws:secretsmanager:eu-west-1:1:secret:S",
+        "SSH=5555,HTTP=5556",
+    )
+    v1 = connect_recipe.cli_command("eu-west-1", "arn", ["SSH"], destination_client_type="V1")
+    assert cli.parser().parse_args(shlex.split(v1)[1:]).destination_client_type == "V1"
