@@ -4,10 +4,9 @@
 ...     local.on_event(local.event("Create", local.properties(0)))
 """
 
-import os
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -36,19 +35,15 @@ class LocalHandler:
     """
 
     def __init__(self) -> None:
-        self._saved_environment: dict[str, str] = {}
+        self._resources = ExitStack()
         self._aws: LocalAws | None = None
         self._secrets: SecretsManagerClient | None = None
 
     def __enter__(self) -> "LocalHandler":
-        from cdk_secure_tunnel.emulator.local_aws import UNSET_VARIABLES  # noqa: PLC0415
         from cdk_secure_tunnel.testing import LocalAws  # noqa: PLC0415  (moto is slow to import)
 
-        self._aws = LocalAws(region=REGION).start()
-        self._saved_environment = dict(os.environ)
-        for name in UNSET_VARIABLES:
-            os.environ.pop(name, None)
-        os.environ.update(self._aws.environment())
+        self._aws = self._resources.enter_context(LocalAws(region=REGION))
+        self._resources.enter_context(self._aws.environment_applied())
         from tunnel_lambda import aws_clients  # noqa: PLC0415  (its clients read the environment set above)
 
         aws_clients.tunneling.cache_clear()
@@ -62,10 +57,7 @@ class LocalHandler:
 
         aws_clients.tunneling.cache_clear()
         aws_clients.secrets.cache_clear()
-        os.environ.clear()
-        os.environ.update(self._saved_environment)
-        if self._aws is not None:
-            self._aws.stop()
+        self._resources.close()  # the environment as it was, then local AWS stopped
 
     @property
     def emulator(self) -> "TunnelEmulator":
