@@ -6,8 +6,8 @@ region and the source token secret's ARN (CDK tokens, resolved by CloudFormation
 - this project's ``cdk-secure-tunnel connect``, which reads the token from the secret itself (and
   rotates the secret once if the service says the token is spent):
 
->>> arn = "arn:aws:secretsmanager:eu-west-1:1:secret:Source"
->>> print(cli_command("eu-west-1", arn, ["SSH"]))  # doctest: +NORMALIZE_WHITESPACE
+>>> operator = SourceConnection("eu-west-1", "arn:aws:secretsmanager:eu-west-1:1:secret:Source", ["SSH"])
+>>> print(operator.cli_command())
 cdk-secure-tunnel connect --region eu-west-1 --secret arn:aws:secretsmanager:eu-west-1:1:secret:Source
     --services SSH=5555
 
@@ -15,7 +15,7 @@ cdk-secure-tunnel connect --region eu-west-1 --secret arn:aws:secretsmanager:eu-
   ``AWSIOT_TUNNEL_ACCESS_TOKEN``, never onto its command line (``-t`` would show it to every local user
   in ``ps``):
 
->>> print(localproxy_command("eu-west-1", arn, ["SSH"]))  # doctest: +NORMALIZE_WHITESPACE
+>>> print(operator.localproxy_command())
 AWSIOT_TUNNEL_ACCESS_TOKEN="$(aws secretsmanager get-secret-value --region eu-west-1
     --secret-id arn:aws:secretsmanager:eu-west-1:1:secret:Source --query SecretString --output text
     | jq -r .clientAccessToken)" localproxy -r eu-west-1 -s SSH=5555
@@ -23,15 +23,18 @@ AWSIOT_TUNNEL_ACCESS_TOKEN="$(aws secretsmanager get-secret-value --region eu-we
 Several services listen on consecutive ports unless told otherwise. A device running AWS IoT Device
 Client or the Greengrass secure tunneling component speaks only protocol V1, which carries one service:
 
->>> localproxy_command("us-east-1", "arn", ["SSH", "RDP", "HTTP"]).split("localproxy ")[1]
+>>> three = SourceConnection("us-east-1", "arn", ["SSH", "RDP", "HTTP"])
+>>> three.localproxy_command().split("localproxy ")[1]
 '-r us-east-1 -s SSH=5555,RDP=5556,HTTP=5557'
->>> localproxy_command("us-east-1", "arn", ["SSH"], destination_client_type="V1").split("localproxy ")[1]
+>>> device_client = SourceConnection("us-east-1", "arn", ["SSH"], destination_client_type="V1")
+>>> device_client.localproxy_command().split("localproxy ")[1]
 '-r us-east-1 -s 5555 --destination-client-type V1'
 
 Nothing here imports aws-cdk-lib: the values may be plain strings or CDK string tokens.
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 DEFAULT_FIRST_PORT = 5555
 DESTINATION_CLIENT_TYPES = ("V1", "V2")
@@ -86,37 +89,40 @@ def listen_spec(
     return ",".join(f"{service}={port}" for service, port in ports.items())
 
 
-def cli_command(
-    region: str,
-    secret_arn: str,
-    services: Sequence[str] | None,
-    *,
-    local_ports: Mapping[str, int] | None = None,
-    destination_client_type: str | None = None,
-) -> str:
-    """The ``cdk-secure-tunnel connect`` command line for the source token secret ``secret_arn``."""
-    listen = listen_spec(services, local_ports, destination_client_type)
-    command = f"cdk-secure-tunnel connect --region {region} --secret {secret_arn} --services {listen}"
-    if destination_client_type is not None:
-        command += f" --destination-client-type {destination_client_type}"
-    return command
+@dataclass(frozen=True)
+class SourceConnection:
+    """What an operator's proxy needs to connect: the tunnel's region, its source token secret, its
+    services (None when known only at deploy) and the local side; each method gives one proxy's command.
+    """
 
+    region: str
+    secret_arn: str
+    services: Sequence[str] | None
+    local_ports: Mapping[str, int] | None = None
+    destination_client_type: str | None = None
 
-def localproxy_command(
-    region: str,
-    secret_arn: str,
-    services: Sequence[str] | None,
-    *,
-    local_ports: Mapping[str, int] | None = None,
-    destination_client_type: str | None = None,
-) -> str:
-    """The reference ``localproxy`` source-mode command line, the token read from the secret into its env."""
-    listen = listen_spec(services, local_ports, destination_client_type)
-    read_token = (
-        f"aws secretsmanager get-secret-value --region {region} --secret-id {secret_arn} "
-        "--query SecretString --output text | jq -r .clientAccessToken"
-    )
-    command = f'AWSIOT_TUNNEL_ACCESS_TOKEN="$({read_token})" localproxy -r {region} -s {listen}'
-    if destination_client_type is not None:
-        command += f" --destination-client-type {destination_client_type}"
-    return command
+    def cli_command(self) -> str:
+        """The ``cdk-secure-tunnel connect`` command line."""
+        command = (
+            f"cdk-secure-tunnel connect --region {self.region} --secret {self.secret_arn} "
+            f"--services {self._listen()}"
+        )
+        return command + self._client_type()
+
+    def localproxy_command(self) -> str:
+        """The reference ``localproxy`` command line in source mode, the token read into its environment."""
+        read_token = (
+            f"aws secretsmanager get-secret-value --region {self.region} --secret-id {self.secret_arn} "
+            "--query SecretString --output text | jq -r .clientAccessToken"
+        )
+        command = (
+            f'AWSIOT_TUNNEL_ACCESS_TOKEN="$({read_token})" localproxy -r {self.region} -s {self._listen()}'
+        )
+        return command + self._client_type()
+
+    def _listen(self) -> str:
+        return listen_spec(self.services, self.local_ports, self.destination_client_type)
+
+    def _client_type(self) -> str:
+        client_type = self.destination_client_type
+        return f" --destination-client-type {client_type}" if client_type is not None else ""

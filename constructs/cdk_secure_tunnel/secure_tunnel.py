@@ -1,6 +1,6 @@
 """The SecureTunnel construct: an AWS IoT secure tunnel that lives and dies with the stack."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 import jsii
@@ -30,7 +30,8 @@ from tunnel_lambda.contract import (
 
 from constructs import Construct, IValidation
 
-from . import connect_recipe, validation
+from . import validation
+from .connect_recipe import SourceConnection
 from .per_stack import STACK_ID, per_stack, stack_of
 from .tunnel_provider import TunnelProvider
 from .tunnel_settings import TunnelSettings
@@ -214,7 +215,7 @@ class SecureTunnel(Construct):
             Greengrass secure tunneling component (they speak only protocol V1: one service per tunnel),
             ``"V2"`` for a 2.x local proxy. Default: a V3 destination, such as the reference local proxy 3.x.
         """
-        return self._source_command(connect_recipe.cli_command, local_ports, destination_client_type)
+        return self._source_connection(local_ports, destination_client_type).cli_command()
 
     def localproxy_command(
         self, *, local_ports: Mapping[str, int] | None = None, destination_client_type: str | None = None
@@ -230,22 +231,21 @@ class SecureTunnel(Construct):
 
         Parameters as for ``connect_command``.
         """
-        return self._source_command(connect_recipe.localproxy_command, local_ports, destination_client_type)
+        return self._source_connection(local_ports, destination_client_type).localproxy_command()
 
-    def _source_command(
-        self,
-        recipe: Callable[..., str],
-        local_ports: Mapping[str, int] | None,
-        destination_client_type: str | None,
-    ) -> str:
+    def _source_connection(
+        self, local_ports: Mapping[str, int] | None, destination_client_type: str | None
+    ) -> SourceConnection:
         services = None if validation.is_unresolved(self._services) else self._services
-        return recipe(
+        connection = SourceConnection(
             stack_of(self).region,
             self.source_token_secret.secret_arn,
             services,
             local_ports=local_ports,
             destination_client_type=destination_client_type,
         )
+        connection.cli_command()  # checks the options now, at synth, whichever command is asked for
+        return connection
 
     @staticmethod
     def _thing_name(thing: "str | iot.CfnThing | None") -> str | None:

@@ -1,6 +1,5 @@
 """The asset-hash matcher users get for their own snapshots (cdk_secure_tunnel.testing.snapshots)."""
 
-import doctest
 import json
 import re
 from typing import Any
@@ -38,7 +37,3 @@ def test_asset_paths_in_metadata_and_lookalikes() -> None:
     assert snapshots.normalize_assets(digest + "0") == digest + "0"
     assert snapshots.normalize_assets(f"s3://bucket/{digest}.zip") == f"s3://bucket/{digest}.zip"
     assert snapshots.normalize_assets(7) == 7
-
-
-def test_its_docstring_examples_run() -> None:
-    assert doctest.testmod(snapshots, raise_on_error=True).attempted > 0
