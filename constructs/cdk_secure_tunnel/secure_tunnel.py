@@ -89,8 +89,9 @@ class SecureTunnel(Construct):
             tunnel. Default: names the stack and this construct's path.
         :param tags: Tags for the tunnel; ``Tags.of(scope).add(...)`` reaches it too. Keys starting with
             ``aws:`` or ``cdk-secure-tunnel:`` are reserved. Default: no tags of yours.
-        :param encryption_key: The KMS key that encrypts the token secrets. Default: the account's
-            ``aws/secretsmanager`` key.
+        :param encryption_key: The KMS key that encrypts the token secrets: a key, or an alias whose key
+            CDK knows (``kms.Alias``, ``kms.Alias.from_alias_attributes``); an alias imported by name alone
+            is refused, because no grant reaches its key. Default: the account's ``aws/secretsmanager`` key.
         :param store_destination_token: Whether a secret also holds the destination token. Default: true
             without a ``thing``, false with one (the device already gets its token, and every extra copy of
             a token is exposure).
@@ -111,22 +112,26 @@ class SecureTunnel(Construct):
         # what its tunnels share is looked up once per stack (see per_stack), and no value twice.
         stack = stack_of(scope)
         thing_name = self._thing_name(thing)
-        service_names = (
-            validation.check_services(list(services)) if services is not None else DEFAULT_SERVICES
-        )
+        service_names = validation.check_services(services) if services is not None else DEFAULT_SERVICES
         lifetime_minutes = (
             validation.check_max_lifetime(max_lifetime)
             if max_lifetime is not None
             else DEFAULT_LIFETIME_MINUTES
         )
-        rotation_schedule = self._rotation_schedule(rotate_every, rotate_on_demand)
+        renew = validation.check_flag("renew", renew)
+        store_destination_token = validation.check_flag("store_destination_token", store_destination_token)
+        rotation_schedule = self._rotation_schedule(
+            rotate_every, validation.check_flag("rotate_on_demand", rotate_on_demand)
+        )
+        if encryption_key is not None:
+            validation.check_encryption_key(encryption_key)
         if renew:
             validation.check_renewed_lifetime(lifetime_minutes, MIN_RENEWED_LIFETIME_MINUTES)
         description = validation.check_description(
             description if description is not None else _default_description(stack, self.node.path)
         )
         self._tags = TagManager(TagType.KEY_VALUE, RESOURCE_TYPE)
-        for key, value in validation.check_tags(tags or {}).items():
+        for key, value in validation.check_tags(tags if tags is not None else {}).items():
             self._tags.set_tag(key, value)
         provider = TunnelProvider.of(stack)
         rendered_tags = self._tags.rendered_tags
@@ -201,12 +206,13 @@ class SecureTunnel(Construct):
     def _rotation_schedule(rotate_every: Duration | None, rotate_on_demand: bool | None) -> str | None:
         if rotate_every is None:
             return None
+        schedule = validation.check_rotate_every(rotate_every)
         if rotate_on_demand is False:
             raise ValueError(
                 f"rotate_on_demand: got False with rotate_every={rotate_every.to_human_string()!r}; "
                 "scheduled rotation uses the same rotation function, so leave rotate_on_demand unset"
             )
-        return validation.check_rotate_every(rotate_every)
+        return schedule
 
     def _rotate(
         self,
