@@ -27,6 +27,16 @@ STACK_ID = Aws.STACK_ID
 # IAM conditions: the resource acted on, or the one a request creates, carries this stack's tag.
 TAGGED_WITH_THIS_STACK = {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}}
 REQUESTS_THIS_STACKS_TAG = {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": STACK_ID}}
+# TagResource and UntagResource may name only the template's tag keys, never the handler's own: ownership
+# is set by OpenTunnel's tags alone, so no role can adopt a tunnel into a stack (or take one out) by
+# retagging. aws:ResourceTag/<key> matches tag keys case-insensitively, hence the second operator for the
+# one key IAM conditions read; Null refuses a request whose context lacks aws:TagKeys, where ForAllValues
+# alone would hold (an empty set) and allow everything.
+ONLY_TEMPLATE_TAG_KEYS = {
+    "ForAllValues:StringNotLike": {"aws:TagKeys": [f"{prefix}*" for prefix in RESERVED_TAG_PREFIXES]},
+    "ForAllValues:StringNotEqualsIgnoreCase": {"aws:TagKeys": [STACK_TAG]},
+    "Null": {"aws:TagKeys": "false"},
+}
 _PARTITION, _REGION, _ACCOUNT_ID = Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
 
 _Shared = TypeVar("_Shared", bound=Construct)
@@ -68,12 +78,61 @@ def stack_singleton(cls: type[_Shared], scope: Construct, construct_id: str) -> 
 def allow_key_once(role: iam.IRole, key: kms.IKey, allowed: set[kms.IKey]) -> None:
     """Let ``role`` read and write secrets encrypted with ``key`` (``allowed``: the keys it already may).
 
-    Tunnels of a stack often share a key; one grant serves them all. Exactly these two actions:
-    ``grant_encrypt_decrypt`` would add ``kms:ReEncrypt*`` and ``kms:GenerateDataKey*``.
+    Tunnels of a stack often share a key; one grant serves them all. Exactly these two actions
+    (``grant_encrypt_decrypt`` would add ``kms:ReEncrypt*`` and ``kms:GenerateDataKey*``), and only
+    through Secrets Manager: the role has no use for the key outside the token secrets. The statement
+    goes into the role's policy, as ``key.grant`` puts it for a key of the same account; ``key.grant`` has
+    no conditions, and a ``ViaServicePrincipal`` grantee would move it into the key's policy instead
+    (impossible for an imported key, a reference cycle for a key in another stack).
     """
     if key not in allowed:
         allowed.add(key)
-        key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
+        # An alias's grants reach its key (validation refuses an alias whose key CDK does not know).
+        target = cast(kms.IKey, getattr(key, "alias_target_key", key))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[target.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{_REGION}.amazonaws.com"}},
+            )
+        )
+
+
+def open_tunnels_statement() -> iam.PolicyStatement:
+    """OpenTunnel, only when the request tags the new tunnel with this stack's id.
+
+    On any resource: the service authorization reference lists no resource type for OpenTunnel (only
+    ``"*"`` matches), the IoT developer guide names ``tunnel/*`` and the thing's ARN; ``"*"`` satisfies
+    both readings, and the tag condition is what limits it.
+    """
+    return iam.PolicyStatement(
+        sid="OpenTunnelsTaggedWithThisStack",
+        actions=["iot:OpenTunnel"],
+        resources=["*"],
+        conditions=REQUESTS_THIS_STACKS_TAG,
+    )
+
+
+def this_stacks_tunnels_statement(actions: list[str]) -> iam.PolicyStatement:
+    """``actions`` on the tunnels tagged with this stack's id: never a hand-opened or another stack's."""
+    return iam.PolicyStatement(
+        sid="ManageThisStacksTunnels",
+        actions=actions,
+        resources=[arn("iot", "tunnel/*")],
+        conditions=TAGGED_WITH_THIS_STACK,
+    )
+
+
+def notify_things_statement() -> iam.PolicyStatement:
+    """A destination rotation names the thing AWS IoT notifies: the IoT developer guide lets a policy name
+    the thing's ARN for RotateTunnelAccessToken (the reference does not; see
+    tests/functional/iam_reference.py). Things carry no tags, so no tag condition could hold here; the
+    tunnel itself is authorized by ``this_stacks_tunnels_statement``."""
+    return iam.PolicyStatement(
+        sid="NameTheThingsToNotify",
+        actions=["iot:RotateTunnelAccessToken"],
+        resources=[arn("iot", "thing/*")],
+    )
 
 
 def arn(service: str, resource: str) -> str:
@@ -86,13 +145,19 @@ _ACKNOWLEDGMENTS = {
         "The provider framework's own function role is built by aws-cdk-lib with this managed policy; it "
         "only grants writing the function's logs."
     ),
+    "AwsSolutions-IAM5[Resource::*]": (
+        "OpenTunnel, TagResource and UntagResource have no tunnel resource type in the service "
+        "authorization reference, so only '*' matches them; OpenTunnel is restricted to requests that tag "
+        "the new tunnel with this stack's id, and tagging to the template's tag keys (never the "
+        "cdk-secure-tunnel: keys that say which stack owns a tunnel)."
+    ),
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:tunnel/*]": (
         "Tunnel ids are chosen by the service when a tunnel opens, so no narrower resource exists; "
-        "OpenTunnel is further restricted to requests that tag the tunnel with this stack's id."
+        "describing, closing and rotating are restricted to tunnels tagged with this stack's id."
     ),
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*]": (
-        "OpenTunnel names the destination thing; which things a stack targets is its template's choice, "
-        "and the policy must not grow with the number of tunnels."
+        "A destination rotation names the thing AWS IoT notifies; which things a stack targets is its "
+        "template's choice, and the policy must not grow with the number of tunnels."
     ),
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]": (  # noqa: E501
         "Writes are limited by condition to secrets tagged with this stack's id, which keeps the policy one "
@@ -160,34 +225,21 @@ class TunnelProvider(Construct):
         allow_key_once(self.handler_role, key, self._keys)
 
     def _grant_tunneling(self) -> None:
-        self.handler_role.add_to_policy(
+        for statement in (
+            open_tunnels_statement(),
+            this_stacks_tunnels_statement(
+                ["iot:DescribeTunnel", "iot:CloseTunnel", "iot:RotateTunnelAccessToken"]
+            ),
+            notify_things_statement(),
             iam.PolicyStatement(
-                sid="OpenTunnelsTaggedWithThisStack",
-                actions=["iot:OpenTunnel"],
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-                conditions=REQUESTS_THIS_STACKS_TAG,
-            )
-        )
-        self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ManageTunnels",
-                actions=[
-                    "iot:DescribeTunnel",
-                    "iot:CloseTunnel",
-                    "iot:TagResource",
-                    "iot:UntagResource",
-                ],
-                resources=[arn("iot", "tunnel/*")],
-            )
-        )
-        self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RotateTunnelTokens",
-                actions=["iot:RotateTunnelAccessToken"],
-                # A destination rotation names the thing that AWS IoT notifies.
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-            )
-        )
+                sid="TagTunnelsWithTheTemplatesTags",
+                actions=["iot:TagResource", "iot:UntagResource"],
+                # The reference lists no tunnel resource type for these actions: only "*" matches.
+                resources=["*"],
+                conditions=ONLY_TEMPLATE_TAG_KEYS,
+            ),
+        ):
+            self.handler_role.add_to_policy(statement)
         self.handler_role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteThisStacksTokenSecrets",

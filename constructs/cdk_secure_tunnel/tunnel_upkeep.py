@@ -28,13 +28,15 @@ from constructs import Construct
 
 from .lambda_code import python_function
 from .tunnel_provider import (
-    REQUESTS_THIS_STACKS_TAG,
     STACK_ID,
     TAGGED_WITH_THIS_STACK,
     TunnelProvider,
     allow_key_once,
     arn,
+    notify_things_statement,
+    open_tunnels_statement,
     stack_singleton,
+    this_stacks_tunnels_statement,
 )
 from .validation import RESERVED_TAG_PREFIXES, is_unresolved
 
@@ -49,12 +51,12 @@ MAX_CHECK_INTERVAL_MINUTES = 60
 
 _ACKNOWLEDGMENTS = {
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:tunnel/*]": (
-        "Renewal opens tunnels whose ids the service chooses; OpenTunnel is restricted to requests that tag "
-        "the tunnel with this stack's id, DescribeTunnel and CloseTunnel to tunnels carrying that tag."
+        "Tunnel ids are chosen by the service; describing, closing and rotating are restricted to tunnels "
+        "tagged with this stack's id."
     ),
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*]": (
-        "Opening and rotating name the destination thing; which things a stack targets is its template's "
-        "choice, and the policy must not grow with the number of tunnels."
+        "A destination rotation names the thing AWS IoT notifies; which things a stack targets is its "
+        "template's choice, and the policy must not grow with the number of tunnels."
     ),
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]": (  # noqa: E501
         "Access is limited by condition to secrets tagged with this stack's id, which keeps the policy one "
@@ -62,7 +64,9 @@ _ACKNOWLEDGMENTS = {
     ),
     "AwsSolutions-IAM5[Resource::*]": (
         "secretsmanager:ListSecrets has no resource-level permissions; renewal lists the secrets tagged "
-        "with this stack's id and reads only those."
+        "with this stack's id and reads only those. OpenTunnel has no resource type in the service "
+        "authorization reference, so only '*' matches it; renewal may open tunnels only when the request "
+        "tags them with this stack's id."
     ),
 }
 
@@ -181,14 +185,8 @@ class TunnelUpkeep(Construct):
                 resources=["*"],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="OpenTunnelsTaggedWithThisStack",
-                actions=["iot:OpenTunnel", "iot:TagResource"],
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-                conditions=REQUESTS_THIS_STACKS_TAG,
-            )
-        )
+        # OpenTunnel's tags need no iot:TagResource (see README, security notes): renewal tags nothing else.
+        self.role.add_to_policy(open_tunnels_statement())
         self._scheduler_role = iam.Role(
             self,
             "SchedulerRole",
@@ -238,18 +236,8 @@ class TunnelUpkeep(Construct):
             )
         )
         self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="DescribeAndCloseThisStacksTunnels",
-                actions=["iot:DescribeTunnel", "iot:CloseTunnel"],
-                resources=[arn("iot", "tunnel/*")],
-                conditions=TAGGED_WITH_THIS_STACK,
+            this_stacks_tunnels_statement(
+                ["iot:DescribeTunnel", "iot:CloseTunnel", "iot:RotateTunnelAccessToken"]
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RotateTunnelTokens",
-                actions=["iot:RotateTunnelAccessToken"],
-                # A destination rotation names the thing that AWS IoT notifies.
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-            )
-        )
+        self.role.add_to_policy(notify_things_statement())

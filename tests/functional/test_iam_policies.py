@@ -42,13 +42,22 @@ def _cfn_thing_with_key(stack: Stack) -> None:
     SecureTunnel(stack, "Tunnel", thing=thing, encryption_key=kms.Key(stack, "Key", enable_key_rotation=True))
 
 
+def _alias_of_a_key(stack: Stack) -> None:
+    """An alias whose key CDK knows: grants go to the key (KMS authorizes the key, never the alias)."""
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    SecureTunnel(
+        stack, "Tunnel", encryption_key=kms.Alias(stack, "Alias", alias_name="alias/t", target_key=key)
+    )
+
+
 @pytest.fixture(scope="module")
 def templates(example_templates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The example app's stacks and two more option sets, by stack name."""
+    """The example app's stacks and three more option sets, by stack name."""
     app = App()
     for name, build in {
         "RenewingKeyNoThing": _renewing_with_key_and_no_thing,
         "CfnThingKey": _cfn_thing_with_key,
+        "AliasOfKey": _alias_of_a_key,
     }.items():
         build(Stack(app, name))
     return {**example_templates, **{stack.stack_name: stack.template for stack in app.synth().stacks}}
@@ -61,6 +70,7 @@ STACKS = [
     "TunnelWithoutThing",
     "RenewingKeyNoThing",
     "CfnThingKey",
+    "AliasOfKey",
 ]
 
 
@@ -269,7 +279,9 @@ def _key_arns(template: dict[str, Any]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("stack_name", ["ServicesWithKmsKey", "RenewingKeyNoThing", "CfnThingKey"])
+@pytest.mark.parametrize(
+    "stack_name", ["ServicesWithKmsKey", "RenewingKeyNoThing", "CfnThingKey", "AliasOfKey"]
+)
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("action", ["kms:Decrypt", "kms:GenerateDataKey"])
 def test_the_key_is_usable_only_through_secrets_manager(
