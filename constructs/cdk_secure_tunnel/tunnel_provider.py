@@ -30,8 +30,10 @@ REQUESTS_THIS_STACKS_TAG = {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": STAC
 # TagResource and UntagResource may name only the template's tag keys, never the handler's own: ownership
 # is set by OpenTunnel's tags alone, so no role can adopt a tunnel into a stack (or take one out) by
 # retagging. aws:ResourceTag/<key> matches tag keys case-insensitively, hence the second operator for the
-# one key IAM conditions read; Null refuses a request whose context lacks aws:TagKeys, where ForAllValues
-# alone would hold (an empty set) and allow everything.
+# one key IAM conditions read. An Allow limited this way rather than a Deny with ForAnyValue:StringLike:
+# both refuse the reserved keys, but only the Allow can fail closed. ForAnyValue is false when the request
+# carries no aws:TagKeys, so such a Deny would not apply; ForAllValues is true then, and the Null
+# condition refuses the request instead. (The roles hold no other tagging Allow a Deny would need to beat.)
 ONLY_TEMPLATE_TAG_KEYS = {
     "ForAllValues:StringNotLike": {"aws:TagKeys": [f"{prefix}*" for prefix in RESERVED_TAG_PREFIXES]},
     "ForAllValues:StringNotEqualsIgnoreCase": {"aws:TagKeys": [STACK_TAG]},
