@@ -97,7 +97,7 @@ def notify_things_statement() -> iam.PolicyStatement:
     """A destination rotation names the thing AWS IoT notifies.
 
     The IoT developer guide lets a policy name the thing's ARN for RotateTunnelAccessToken; the reference
-    does not (tests/functional/iam_reference.py, DECISIONS), and under its reading this allow grants
+    does not (tests/support/iam_reference.py, DECISIONS), and under its reading this allow grants
     nothing. Things carry no tags, so no tag condition could hold here: the tunnel itself is authorized by
     ``this_stacks_tunnels_statement``.
     """

