@@ -16,6 +16,8 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 from cdk_secure_tunnel import SecureTunnel
+from cdk_secure_tunnel.emulator import secrets_manager
+from cdk_secure_tunnel.testing import LocalAws
 from cdk_secure_tunnel.testing.cloudformation import LocalCloudFormation
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
@@ -157,3 +159,13 @@ def test_rotation_from_a_shell_against_the_command_line_server(tmp_path: Any) ->
         ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_second_local_aws_leaves_the_first_ones_rotation_running(local_aws: Any) -> None:
+    # A LocalAws started and stopped during a session (a doctest, say) must not unregister the session's.
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:Plant-CdkSecureTunnelUpkeepFunction5E03B1B0"
+    first = secrets_manager.rotation_function(arn)
+    assert first is not None
+    with LocalAws():
+        assert secrets_manager.rotation_function(arn) is not first
+    assert secrets_manager.rotation_function(arn) is first

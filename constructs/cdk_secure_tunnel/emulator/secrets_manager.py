@@ -44,7 +44,8 @@ RotationFunction = Callable[[Mapping[str, str]], object]
 
 logger = logging.getLogger(__name__)
 
-_functions: dict[str, RotationFunction] = {}
+# (pattern, function), oldest first: several LocalAws may be running, each registered until it stops.
+_functions: list[tuple[str, RotationFunction]] = []
 _install_lock = threading.Lock()
 _installed = False
 
@@ -57,20 +58,20 @@ def register_rotation_function(function_arns: str, function: RotationFunction) -
     True
     >>> unregister_rotation_function("arn:aws:lambda:*:*:function:Doc-Example*", print)
     """
-    _functions[function_arns] = function
+    _functions.append((function_arns, function))
 
 
 def unregister_rotation_function(function_arns: str, function: RotationFunction) -> None:
-    """Forget the pattern, unless another function was registered for it since."""
-    if _functions.get(function_arns) is function:
-        del _functions[function_arns]
+    """Undo that registration; others for the same pattern stay."""
+    for index in reversed(range(len(_functions))):
+        if _functions[index][0] == function_arns and _functions[index][1] is function:
+            del _functions[index]
+            return
 
 
 def rotation_function(function_arn: str) -> RotationFunction | None:
-    """The function registered for the Lambda ``function_arn``, if any (the pattern registered last wins)."""
-    matching = [
-        function for pattern, function in _functions.items() if fnmatch.fnmatchcase(function_arn, pattern)
-    ]
+    """The function registered for the Lambda ``function_arn``, if any (the latest registration wins)."""
+    matching = [function for pattern, function in _functions if fnmatch.fnmatchcase(function_arn, pattern)]
     return matching[-1] if matching else None
 
 

@@ -39,10 +39,10 @@ if TYPE_CHECKING:
 Handler = Callable[[Mapping[str, Any], Any], Mapping[str, Any]]
 Template = Mapping[str, Any]
 
-# The provider framework answers a failed Create with this id and never passes the Delete that follows
-# to the handler (aws-cdk provider-framework/runtime/framework.ts).
 logger = logging.getLogger(__name__)
 
+# The provider framework answers a failed Create with this id and never passes the Delete that follows
+# to the handler (aws-cdk provider-framework/runtime/framework.ts).
 CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
 ROTATION_SCHEDULE_TYPE = "AWS::SecretsManager::RotationSchedule"
 
