@@ -50,7 +50,10 @@ def test_environment_applied_points_boto3_here_and_restores_everything(
     with LocalAws() as aws:
         with aws.environment_applied() as variables:
             assert not {"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"} & set(os.environ)
-            assert boto3.client("secretsmanager").list_secrets()["SecretList"] == []
+            secrets = boto3.client("secretsmanager")  # moto's backends are the process's: others' too
+            arn = secrets.create_secret(Name="hygiene-check", SecretString="local")["ARN"]
+            assert secrets.get_secret_value(SecretId=arn)["SecretString"] == "local"
+            secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
             assert boto3.client("iotsecuretunneling").list_tunnels()["tunnelSummaries"] == []
             assert (
                 os.environ["AWS_ENDPOINT_URL_SECRETS_MANAGER"]
