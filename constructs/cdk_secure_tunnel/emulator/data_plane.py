@@ -80,8 +80,8 @@ reading a connection whose frames are not consumed; ``send`` waits while a peer'
 back only the side that writes to it, never other tunnels. Threads would need two per connection and
 locks around every peer change for no gain: the relay never blocks on anything but sockets.
 
-Tokens never reach a log: the websockets logger here is capped at INFO (its DEBUG output would carry
-the request headers), refusal messages never quote a token, and ``Upgrade`` leaves it out of its repr.
+Tokens never reach a log: the websockets logger here is capped at WARNING (its DEBUG output would
+carry the request headers), refusal messages never quote a token, and ``Upgrade`` leaves it out of its repr.
 """
 
 import asyncio
@@ -129,6 +129,8 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED = 1003
 CLOSE_VIOLATION = 1008
+# Seconds a closing connection waits for the client's close frame (or TCP close) before cutting it.
+CLOSE_TIMEOUT = 2.0
 # A close frame's reason is at most 123 bytes.
 _MAX_REASON = 123
 
@@ -141,9 +143,10 @@ _ENDINGS: dict[str, tuple[int, str]] = {
 
 _T = TypeVar("_T")
 _LOG = logging.getLogger(__name__)
-# websockets logs request headers, access tokens included, at DEBUG: this child logger never does.
+# websockets logs request headers, access tokens included, at DEBUG, and every connection at INFO: this
+# child logger passes on only its warnings and errors.
 _WEBSOCKETS_LOG = logging.getLogger(f"{__name__}.websockets")
-_WEBSOCKETS_LOG.setLevel(logging.INFO)
+_WEBSOCKETS_LOG.setLevel(logging.WARNING)
 
 
 class Authority(Protocol):
@@ -367,6 +370,7 @@ class DataPlane:
             process_response=self._process_response,
             compression=None,
             ping_interval=None,
+            close_timeout=CLOSE_TIMEOUT,
             max_size=MAX_FRAME_PAYLOAD,
             max_queue=MAX_QUEUED_FRAMES,
             write_limit=WRITE_LIMIT,
