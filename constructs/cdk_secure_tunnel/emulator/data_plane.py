@@ -187,6 +187,8 @@ class _Peer:
     )
     reader: MessageReader = field(default_factory=MessageReader)
     state: PeerState = field(default_factory=PeerState)
+    # Frames put in ``outbox`` and not yet delivered: while any are, later frames queue behind them.
+    queued: int = 0
 
 
 class _Session(TunnelSession):
@@ -510,7 +512,12 @@ class DataPlane:
             if raw:
                 arrived = time.monotonic()
                 for frame in frames(raw, ends):
-                    await peer.outbox.put((arrived, frame))
+                    if peer.queued or self.latency > 0 or session.bandwidth is not None:
+                        peer.queued += 1
+                        await peer.outbox.put((arrived, frame))
+                    else:
+                        # No fault to apply and nothing queued ahead: straight to the other side.
+                        await self._deliver(session, peer, frame)
             if violation is not None:
                 await _close(connection, CLOSE_VIOLATION, violation)
                 return
@@ -524,10 +531,16 @@ class DataPlane:
                 await asyncio.sleep(delay)
             if session.bandwidth is not None:
                 await session.bandwidth.take(len(frame))
-            receiver = session.peers.get(other(peer.mode))
-            if receiver is not None:
-                with contextlib.suppress(ConnectionClosed):
-                    await receiver.connection.send(frame)
+            await self._deliver(session, peer, frame)
+            peer.queued -= 1
+
+    @staticmethod
+    async def _deliver(session: _Session, peer: _Peer, frame: bytes) -> None:
+        """Send ``peer``'s frame to the other side if it is connected (else it is dropped)."""
+        receiver = session.peers.get(other(peer.mode))
+        if receiver is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await receiver.connection.send(frame)
 
     async def _send(self, session: _Session, peer: _Peer, message: Message) -> None:
         """Send a message of the service's own to ``peer``."""

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..protocol import MAX_FRAME_PAYLOAD, Message
 from ..protocol.handshake import Mode
@@ -49,8 +50,7 @@ def type_name(message_type: int) -> str:
     return Message.Type.Name(message_type) if message_type in KNOWN_TYPES else f"TYPE_{message_type}"
 
 
-@dataclass(frozen=True)
-class LoggedMessage:
+class LoggedMessage(NamedTuple):
     """One message through a tunnel, as the traffic log keeps it: never the payload bytes, only their count.
 
     ``origin`` is the side that sent it (``source``, ``destination``) or ``service`` for what the data plane
