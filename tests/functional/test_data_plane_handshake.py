@@ -159,6 +159,9 @@ def test_a_v3_source_and_a_v1_destination_interoperate(url: str, tunnel: Tunnel)
         source.send(stream_start(1), data(1, b"to a v1 device"))
         assert destination.receive().type == Message.STREAM_START
         assert destination.receive().payload == b"to a v1 device"
+        # A v1 device answers without service or connection ids.
+        destination.send(Message(type=Message.DATA, streamId=1, payload=b"from a v1 device"))
+        assert source.receive().payload == b"from a v1 device"
 
 
 @pytest.mark.parametrize(

@@ -35,17 +35,21 @@ answer): 400 path other than ``/tunnel``, missing or wrong ``local-proxy-mode``,
 malformed or repeated ``client-token``, no offered subprotocol among ``aws.iot.securetunneling-3.0``,
 ``-2.0``, ``-1.0``, mode not the token's; 401 no token; 403 unknown, spent, revoked or closed-tunnel
 token, or client token mismatch; 409 client token already bound to another access token; 431 request over
-4 KB. 5xx only when injected. The highest version offered is chosen.
+4 KB (request line and headers as parsed; websockets keeps no raw copy). 5xx only when injected. A
+refused handshake spends no token. The highest version offered is chosen.
 
 After the handshake, v2 and v3 connections get SERVICE_IDS (the tunnel's services; v1 has no such
-message). Messages are relayed in order as the sender framed them (never merged or split), re-framed into
-frames of at most 131,076 bytes. A connection is closed (1008 unless noted) when it sends a text frame
+message). Messages are relayed in order and unchanged: a frame of whole messages goes on as it came, and
+messages that straddle frames are joined into frames of at most 131,076 bytes (the service "may aggregate
+data", but a message is never merged or split). A connection is closed (1008 unless noted) when it sends a
+text frame
 (1003), a frame over 131,076 bytes (1009), a message over 64,512 payload bytes, an undecodable message
 or one with unknown fields, type UNKNOWN, SESSION_RESET or SERVICE_IDS, a stream message with stream id 0,
 STREAM_START or CONNECTION_START from the destination, an unknown type without ``ignorable``, a service id
-not among the tunnel's, stream messages alternating between carrying a service id and not, or a stream
-message for a service no STREAM_START has named (V2 guide, "Tunneling data streams"). Pings get pongs
-(websockets answers them); the data plane never pings.
+not among the tunnel's, stream messages alternating between carrying a service id and not, or a message
+naming a service no STREAM_START has named (V2 guide, "Tunneling data streams"; a message without a
+service id is a V1 peer's and passes). Valid messages before the offending one are relayed. Pings get
+pongs (websockets answers them); the data plane never pings.
 
 Decisions (the guides are silent or only hint; each with its source):
 
@@ -66,8 +70,9 @@ Decisions (the guides are silent or only hint; each with its source):
   reconnecting", and the replacement rule above covers the new token's arrival). Tests that want the
   opposite set ``rotation_drops_connections = True``: the old connection is then closed (1008).
 - CloseTunnel, and a tunnel's lifetime ending on the emulator's clock (a ``ManualClock`` included), close
-  both connections (1000, reason saying which) within one watch interval (50 ms of real time), and new
-  handshakes get 403.
+  both connections (1000, reason saying which): at once after CloseTunnel, within one watch interval
+  (50 ms of real time) after the clock moves; new handshakes get 403, and DescribeTunnel shows both
+  sides DISCONNECTED as of the closing time.
 - Messages are checked against the v3 schema whatever the negotiated version: the guides make versions
   interoperate by peers ignoring fields they do not know (V2 guide, "Backward compatibility"), so the
   service carries them.
@@ -76,9 +81,11 @@ Why asyncio on one thread (beside the control plane's ThreadingHTTPServer): a tu
 connections copying frames between them, which is what an event loop does best; ``websockets`` is
 asyncio-native, with C-accelerated masking, and gives per-connection flow control (``max_queue`` stops
 reading a connection whose frames are not consumed; ``send`` waits while a peer's write buffer is over
-``write_limit``). Each connection has its own bounded queue and forwarding task, so a slow reader holds
-back only the side that writes to it, never other tunnels. Threads would need two per connection and
-locks around every peer change for no gain: the relay never blocks on anything but sockets.
+``write_limit``). A connection's frames go straight to its peer, the reading of that connection waiting
+while the peer's write buffer is full; with latency or a bandwidth cap they pass through a bounded queue
+and a forwarding task of the connection's own. Either way a slow reader holds back only the side that
+writes to it, never other connections or tunnels. Threads would need two per connection and locks around
+every peer change for no gain: the relay never blocks on anything but sockets.
 
 Tokens never reach a log: the websockets logger here is capped at WARNING (its DEBUG output would
 carry the request headers), refusal messages never quote a token, and ``Upgrade`` leaves it out of its repr.

@@ -152,7 +152,9 @@ class TunnelSession:
             peer.uses_service_ids = uses_service_ids
         elif peer.uses_service_ids != uses_service_ids:
             return "stream messages alternate between having a service id and not"
-        if message.type != Message.STREAM_START and service_id not in self.started_services:
+        # A message without a service id is a V1 peer's, which names no service (V2 guide, "Backward
+        # compatibility"): only messages that name one must name a started one.
+        if service_id and message.type != Message.STREAM_START and service_id not in self.started_services:
             return f"{type_name(message.type)} for service {service_id!r} before any STREAM_START for it"
         return None
 
