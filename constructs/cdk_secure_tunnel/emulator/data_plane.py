@@ -138,6 +138,7 @@ CLOSE_UNSUPPORTED = 1003
 CLOSE_VIOLATION = 1008
 # Seconds a closing connection waits for the client's close frame (or TCP close) before cutting it.
 CLOSE_TIMEOUT = 2.0
+SWITCHING_PROTOCOLS = 101
 # A close frame's reason is at most 123 bytes.
 _MAX_REASON = 123
 
@@ -430,6 +431,9 @@ class DataPlane:
 
     def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
         response.headers[CHANNEL_ID_HEADER] = _channel_id()
+        if response.status_code != SWITCHING_PROTOCOLS:
+            # websockets itself refused what passed the checks here (a malformed WebSocket request).
+            self._admissions.pop(connection, None)
 
     # Connections --------------------------------------------------------------------------------------------
 
