@@ -208,12 +208,6 @@ class _Session(TunnelSession):
         self.bandwidth = None if bandwidth is None else Bandwidth(bandwidth)
 
 
-@dataclass(frozen=True)
-class _InjectedRefusal:
-    status: int
-    message: str
-
-
 class DataPlane:
     """Serves the data plane for ``authority``'s tunnels from an event loop in a background thread."""
 
@@ -223,7 +217,7 @@ class DataPlane:
         self.rotation_drops_connections = False
         self._log = TrafficLog()
         self._live: set[tuple[str, Mode]] = set()
-        self._refusals: deque[_InjectedRefusal] = deque()
+        self._refusals: deque[Refusal] = deque()
         self._refusals_lock = threading.Lock()
         self._bandwidth_limits: dict[str | None, float] = {}
         # Loop-only state.
@@ -304,7 +298,7 @@ class DataPlane:
             raise ValueError("times must not be negative")
         if not 500 <= status <= 599:
             raise ValueError(f"status must be a 5xx (the service's 4xx come from real causes), got {status}")
-        refusal = _InjectedRefusal(status, message or f"Injected failure {status}: retry with backoff")
+        refusal = Refusal(status, message or f"Injected failure {status}: retry with backoff")
         with self._refusals_lock:
             self._refusals.extend([refusal] * times)
 

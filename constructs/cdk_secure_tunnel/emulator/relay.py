@@ -103,10 +103,6 @@ class TrafficLog:
             self._records.clear()
             self.changed.notify_all()
 
-    def notify(self) -> None:
-        with self.changed:
-            self.changed.notify_all()
-
 
 @dataclass
 class PeerState:
