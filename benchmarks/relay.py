@@ -4,12 +4,15 @@ The emulator runs in this process, as in tests; the destinations and the sources
 their own (``benchmarks/relay_clients.py``), so the figure is the emulator's, not a client's. Measured:
 MB/s from the sources to the destinations through 1 tunnel and through 10 tunnels at once (one
 connection pair each, 64,512-byte payloads two to a frame), timed at the destinations from the first
-payload byte to the last; and handshakes per second (upgrade, SERVICE_IDS, close; 10 at a time).
+payload byte to the last; the CPU time the emulator's process spent per 100 MB over the same run (what
+the wall-clock rate hides on a shared machine: the clients compete for the same cores); and handshakes
+per second (upgrade, SERVICE_IDS, close; 10 at a time).
 """
 
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 from cdk_secure_tunnel.testing import ManualClock, TunnelEmulator
@@ -25,18 +28,34 @@ GOAL_MB_S = 200.0
 
 
 @dataclass(frozen=True)
+class Run:
+    """One relay run: wall-clock MB/s at the destinations, and the emulator's CPU seconds per 100 MB."""
+
+    mb_s: float
+    cpu_s_per_100_mb: float
+
+
+@dataclass(frozen=True)
 class Relay:
-    one_tunnel_mb_s: list[float]
-    concurrent_mb_s: list[float]
+    one_tunnel_runs: list[Run]
+    concurrent_runs: list[Run]
     handshakes_per_s: list[float]
 
     @property
     def one_tunnel(self) -> float:
-        return median(self.one_tunnel_mb_s)
+        return median([run.mb_s for run in self.one_tunnel_runs])
+
+    @property
+    def one_tunnel_cpu(self) -> float:
+        return median([run.cpu_s_per_100_mb for run in self.one_tunnel_runs])
 
     @property
     def concurrent(self) -> float:
-        return median(self.concurrent_mb_s)
+        return median([run.mb_s for run in self.concurrent_runs])
+
+    @property
+    def concurrent_cpu(self) -> float:
+        return median([run.cpu_s_per_100_mb for run in self.concurrent_runs])
 
     @property
     def handshake_rate(self) -> float:
@@ -73,8 +92,9 @@ def _result(process: "subprocess.Popen[str]") -> dict[str, float]:
     return result
 
 
-def _relay_mb_s(emulator: TunnelEmulator, tunnels: int, per_tunnel: int) -> float:
+def _relay(emulator: TunnelEmulator, tunnels: int, per_tunnel: int) -> Run:
     opened = _open(emulator, tunnels)
+    cpu_before = time.process_time()
     url = emulator.data_plane.url
     receiver = _clients(
         "receive", url, [tunnel["destinationAccessToken"] for tunnel in opened], str(per_tunnel)
@@ -84,11 +104,12 @@ def _relay_mb_s(emulator: TunnelEmulator, tunnels: int, per_tunnel: int) -> floa
         raise RuntimeError("the relay benchmark's receiver did not connect")
     sender = _clients("send", url, [tunnel["sourceAccessToken"] for tunnel in opened], str(per_tunnel))
     result = _result(receiver)
+    cpu_s = time.process_time() - cpu_before
     # Closing the tunnels ends the senders' connections, and so the senders.
     for tunnel in opened:
         emulator.handle("CloseTunnel", {"tunnelId": tunnel["tunnelId"]})
     _result(sender)
-    return result["bytes"] / result["seconds"] / MB
+    return Run(result["bytes"] / result["seconds"] / MB, cpu_s / (result["bytes"] / (100 * MB)))
 
 
 def _handshake_rate(emulator: TunnelEmulator) -> float:
@@ -104,8 +125,8 @@ def measure(rounds: int) -> Relay:
     emulator = TunnelEmulator(clock=ManualClock(), max_open_tunnels=None)
     with emulator:
         for _ in range(rounds):
-            one.append(_relay_mb_s(emulator, 1, ONE_TUNNEL_BYTES))
-            concurrent.append(_relay_mb_s(emulator, CONCURRENT_TUNNELS, PER_TUNNEL_BYTES))
+            one.append(_relay(emulator, 1, ONE_TUNNEL_BYTES))
+            concurrent.append(_relay(emulator, CONCURRENT_TUNNELS, PER_TUNNEL_BYTES))
             handshakes.append(_handshake_rate(emulator))
             emulator.reset()
     return Relay(one, concurrent, handshakes)
