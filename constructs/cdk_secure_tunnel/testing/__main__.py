@@ -3,11 +3,15 @@
 It prints shell lines, an ``unset`` of the variables that would send AWS SDKs and the AWS CLI elsewhere
 (profiles, session tokens, other endpoints) and one ``export`` per variable (endpoints first):
 
-    $ python -m cdk_secure_tunnel.testing --port 4566
+    $ python -m cdk_secure_tunnel.testing --port 4566 --data-port 4567
     unset AWS_ENDPOINT_URL AWS_IGNORE_CONFIGURED_ENDPOINT_URLS AWS_PROFILE ...
     export AWS_ENDPOINT_URL_IOTSECURETUNNELING=http://127.0.0.1:4566
     export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:38211
+    export CDK_SECURE_TUNNEL_DATA_ENDPOINT=ws://127.0.0.1:4567
     ...
+
+The data plane's ``host:port`` (the reference local proxy's ``-e``) and, with ``--tls``, its CA file go
+to stderr with the "Serving" line.
 
 A shell's ``eval "$(...)"`` reads until the command's output closes, which a server never does: in the
 foreground, pass ``--env-file PATH`` and ``source PATH`` from another shell; or start it with
@@ -43,8 +47,8 @@ START_TIMEOUT_S = 60.0
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cdk_secure_tunnel.testing",
-        description="Serve a local AWS IoT Secure Tunneling control plane and moto's Secrets Manager, "
-        "and print the shell lines (unset, export) that point AWS SDKs and the AWS CLI at them.",
+        description="Serve local AWS IoT Secure Tunneling (control and data plane) and Secrets Manager, "
+        "and print the shell lines (unset, export) that point AWS SDKs, the AWS CLI and proxies at them.",
         epilog='examples:\n  eval "$(python -m cdk_secure_tunnel.testing --background)"\n'
         f'  kill "${PID_VARIABLE}"\n'
         "  python -m cdk_secure_tunnel.testing --port 4566 --env-file local-aws.env  # then: . local-aws.env",
@@ -52,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="tunneling port (default: any free one)")
+    parser.add_argument("--data-port", type=int, default=0, help="data plane port (default: any free one)")
+    parser.add_argument("--tls", action="store_true", help="serve the data plane as wss:// (generated CA)")
     parser.add_argument("--secrets-manager-port", type=int, default=0, help="moto's port (default: any)")
     parser.add_argument("--no-secrets-manager", action="store_true", help="serve the tunnel emulator only")
     parser.add_argument("--region", default="us-east-1", help="region in the printed environment")
@@ -106,6 +112,8 @@ def serve(args: argparse.Namespace) -> int:
         tunneling_port=args.port,
         secrets_manager_port=args.secrets_manager_port,
         secrets_manager=not args.no_secrets_manager,
+        data_port=args.data_port,
+        tls=args.tls,
     )
     # SIGTERM (from kill, a process manager or a test's terminate()) stops the servers as Ctrl-C does.
     signal.signal(signal.SIGTERM, _stop)
@@ -115,6 +123,10 @@ def serve(args: argparse.Namespace) -> int:
         print(text, end="", flush=True)
         if args.env_file is not None:
             _write_atomically(args.env_file, text)
+        plane = aws.emulator.data_plane
+        print(f"Data plane for local proxies: -e {plane.endpoint}", file=sys.stderr)
+        if plane.ca_file is not None:
+            print(f"Data plane CA (for -c, after openssl rehash): {plane.ca_file}", file=sys.stderr)
         if not sys.stdout.isatty() and args.env_file is None:
             print(
                 'Serving until stopped. The output stays open meanwhile, so `eval "$(...)"` would wait '
