@@ -35,7 +35,15 @@ _LENGTH = struct.Struct(">H")
 
 
 class ProtocolError(ValueError):
-    """The peer broke the protocol; the guides' answer is to close that connection."""
+    """The peer broke the protocol; the guides' answer is to close that connection.
+
+    ``message`` is the decoded message when only its content is at fault (an oversized payload, unknown
+    fields): it names the stream and connection to reset. ``None`` when the bytes do not decode at all.
+    """
+
+    def __init__(self, reason: str, message: "Message | None" = None) -> None:
+        super().__init__(reason)
+        self.message = message
 
 
 def encode(message: Message) -> bytes:
@@ -59,25 +67,39 @@ class MessageReader:
         """Bytes held of a message not yet complete."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[Message]:
-        """The messages completed by ``data``; raises ``ProtocolError`` for a message the guides forbid."""
+    def feed(self, data: bytes, errors: list[ProtocolError] | None = None) -> list[Message]:
+        """The messages completed by ``data``; raises ``ProtocolError`` for a message the guides forbid.
+
+        With an ``errors`` list, a bad message is skipped instead (its length prefix still delimits it)
+        and its error appended, so one bad message costs only what it names, not the whole connection.
+        """
         buffer = self._buffer
         buffer += data
         messages: list[Message] = []
         offset = 0
         end = len(buffer)
-        while end - offset >= _LENGTH.size:
-            (size,) = _LENGTH.unpack_from(buffer, offset)
-            start = offset + _LENGTH.size
-            if end - start < size:
-                break
-            messages.append(_decode(bytes(memoryview(buffer)[start : start + size])))
-            offset = start + size
-        del buffer[:offset]
+        view = memoryview(buffer)
+        try:
+            while end - offset >= _LENGTH.size:
+                (size,) = _LENGTH.unpack_from(buffer, offset)
+                start = offset + _LENGTH.size
+                if end - start < size:
+                    break
+                offset = start + size
+                try:
+                    with view[start:offset] as body:
+                        messages.append(_decode(body))
+                except ProtocolError as error:
+                    if errors is None:
+                        raise
+                    errors.append(error)
+        finally:
+            view.release()
+            del buffer[:offset]
         return messages
 
 
-def _decode(body: bytes) -> Message:
+def _decode(body: memoryview) -> Message:
     message = Message()
     try:
         message.ParseFromString(body)
@@ -85,7 +107,7 @@ def _decode(body: bytes) -> Message:
         raise ProtocolError(f"undecodable message: {error}") from None
     # The service closes a connection that sends fields it does not know (V3 guide, "Message format").
     if len(UnknownFieldSet(message)):
-        raise ProtocolError("message has unknown fields")
+        raise ProtocolError("message has unknown fields", message)
     if len(message.payload) > MAX_MESSAGE_PAYLOAD:
-        raise ProtocolError(f"payload of {len(message.payload)} bytes exceeds {MAX_MESSAGE_PAYLOAD}")
+        raise ProtocolError(f"payload of {len(message.payload)} bytes exceeds {MAX_MESSAGE_PAYLOAD}", message)
     return message
