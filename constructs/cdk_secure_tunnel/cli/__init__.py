@@ -1,0 +1,67 @@
+"""``cdk-secure-tunnel``: from ``cdk deploy`` to ``ssh`` in one command (no aws_cdk, no Node.js needed).
+
+- ``connect``: the operator's side (a source local proxy, token from the stack's secret);
+- ``device``: the device's side (a destination local proxy, token from AWS IoT's notify payload).
+
+>>> main(["--version"])  # doctest: +SKIP
+"""
+
+import argparse
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from ..localproxy.errors import ExitCode, LocalProxyError
+from . import connect, device
+from .output import PROGRAM, configure_logging, say
+
+DESCRIPTION = """\
+Reach a device through an AWS IoT secure tunnel opened by the SecureTunnel construct: `connect` on the
+operator's machine, `device` on the device. Both are local proxies speaking the secure tunneling
+protocol (V1-V3), in Python. Run `cdk-secure-tunnel <command> --help` for each."""
+
+EPILOG = """\
+examples:
+  cdk-secure-tunnel connect --stack Plant --tunnel Maintenance -- ssh -p {SSH} admin@localhost
+  cdk-secure-tunnel device --notify notify.json --destination SSH=22"""
+
+
+def _version() -> str:
+    for distribution in ("cdk-secure-tunnel", "cdk-secure-tunnel-proxy"):
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = root.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    connect.add_parser(subparsers)
+    device.add_parser(subparsers)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns its exit status (see each command's --help)."""
+    arguments = parser().parse_args(argv)
+    configure_logging(arguments.verbose)
+    try:
+        return int(arguments.run(arguments))
+    except LocalProxyError as error:
+        say(f"error: {error}")
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        say("interrupted")
+        return int(ExitCode.INTERRUPTED)
+
+
+def console() -> None:
+    """The console script's entry point."""
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""``python -m cdk_secure_tunnel.cli``: the same as the ``cdk-secure-tunnel`` command."""
+
+from . import console
+
+console()
