@@ -5,6 +5,7 @@ dropping a connection, closing the tunnel); the emulator's data plane is tested 
 """
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,11 @@ from cdk_secure_tunnel.protocol import Message, encode
 from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER, SUBPROTOCOLS
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
+
+
+# The server side logs request headers (tokens) at DEBUG; the test of our logs must see only ours.
+_QUIET = logging.getLogger("tests.fake_service")
+_QUIET.setLevel(logging.WARNING)
 
 
 @dataclass
@@ -96,6 +102,7 @@ async def running_fake_service(services: tuple[str, ...] = ("SSH", "HTTP")) -> A
         subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
         process_request=service.process_request,
         compression=None,
+        logger=_QUIET,
     ) as server:
         service.server = server
         yield service
