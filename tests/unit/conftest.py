@@ -17,7 +17,6 @@ from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOK
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-
 # The server side logs request headers (tokens) at DEBUG; the test of our logs must see only ours.
 _QUIET = logging.getLogger("tests.fake_service")
 _QUIET.setLevel(logging.WARNING)

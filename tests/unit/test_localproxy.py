@@ -10,8 +10,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
-from conftest import FakeService
-
 from cdk_secure_tunnel.localproxy import (
     HandshakeRejected,
     LocalProxy,
@@ -24,6 +22,7 @@ from cdk_secure_tunnel.localproxy import (
 )
 from cdk_secure_tunnel.protocol import Message, encode
 from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER
+from conftest import FakeService
 
 FakeFactory = Callable[..., AbstractAsyncContextManager[FakeService]]
 FAST = RetryPolicy(initial=0.001, maximum=0.01)
@@ -141,7 +140,7 @@ def test_4xx_is_not_retried_and_says_what_to_do(fake_service: FakeFactory) -> No
     async def scenario() -> None:
         async with fake_service() as service:
             proxy = LocalProxy(settings(service, "source", {}, access_token="spent"))
-            with pytest.raises(HandshakeRejected, match="HTTP 403.*rotate the token") as raised:
+            with pytest.raises(HandshakeRejected, match=r"HTTP 403.*rotate the token") as raised:
                 await proxy.run()
             assert raised.value.exit_code == 4
             assert len(service.handshakes) == 1
@@ -216,7 +215,8 @@ def test_a_tunnel_closed_under_a_live_session_ends_both_sides(fake_service: Fake
                 results = await asyncio.gather(*tasks, return_exceptions=True)
             for result in results:
                 assert isinstance(result, TunnelClosed), result
-                assert "tunnel closed" in str(result) and "closed or has expired" in str(result)
+                assert "tunnel closed" in str(result)
+                assert "closed or has expired" in str(result)
                 assert result.exit_code == 5
 
     run(scenario())

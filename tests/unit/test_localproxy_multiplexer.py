@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-
 from cdk_secure_tunnel.localproxy.multiplexer import Multiplexer
 from cdk_secure_tunnel.localproxy.settings import Target
 from cdk_secure_tunnel.protocol import Message, MessageReader, ProtocolError, encode
@@ -89,7 +88,8 @@ def test_a_source_starts_a_stream_then_adds_connections_with_the_next_ids() -> N
         ]
         clients[1].write(b"second")
         (data,) = (await wire.wait_for(4))[3:]
-        assert kinds([data]) == [("DATA", 5, "SSH", 2)] and data.payload == b"second"
+        assert kinds([data]) == [("DATA", 5, "SSH", 2)]
+        assert data.payload == b"second"
         clients[1].close()
         (reset,) = (await wire.wait_for(5))[4:]
         assert kinds([reset]) == [("CONNECTION_RESET", 5, "SSH", 2)]
@@ -141,7 +141,8 @@ def test_a_destination_connects_relays_and_filters_stale_streams() -> None:
             await mux.handle(T(type=T.DATA, streamId=9, serviceId="SSH", connectionId=1, payload=b"ping"))
             await mux.handle(T(type=T.DATA, streamId=8, serviceId="SSH", connectionId=1, payload=b"stale"))
             (echoed,) = [m for m in await wire.wait_for(2) if m.type == T.DATA]
-            assert kinds([echoed]) == [("DATA", 9, "SSH", 1)] and echoed.payload == b"ping"
+            assert kinds([echoed]) == [("DATA", 9, "SSH", 1)]
+            assert echoed.payload == b"ping"
             # The stale stream's data is answered with its reset, once, so its source stops waiting.
             assert ("CONNECTION_RESET", 8, "SSH", 1) in kinds(wire.sent)
             await mux.handle(T(type=T.DATA, streamId=8, serviceId="SSH", connectionId=1, payload=b"again"))
@@ -215,7 +216,8 @@ def test_messages_are_read_across_any_frame_boundaries() -> None:
     for step in (1, 7, 1000, 65536):
         reader = MessageReader()
         got = [m for i in range(0, len(wire), step) for m in reader.feed(wire[i : i + step])]
-        assert got == messages and reader.pending == 0
+        assert got == messages
+        assert reader.pending == 0
 
 
 def test_a_bad_message_is_skipped_and_reported_without_losing_the_next() -> None:
@@ -225,5 +227,6 @@ def test_a_bad_message_is_skipped_and_reported_without_losing_the_next() -> None
     errors: list[ProtocolError] = []
     got = MessageReader().feed(len(body).to_bytes(2, "big") + body + good, errors)
     assert [m.payload for m in got] == [b"ok"]
-    assert "exceeds 64512" in str(errors[0]) and errors[0].message is not None
+    assert "exceeds 64512" in str(errors[0])
+    assert errors[0].message is not None
     assert errors[0].message.connectionId == 2

@@ -1,7 +1,6 @@
 """The local proxy's settings: service mappings, endpoints, retry delays, and the token kept out of sight."""
 
 import pytest
-
 from cdk_secure_tunnel.localproxy import (
     ConfigurationError,
     ProxySettings,
@@ -71,7 +70,8 @@ def test_backoff_doubles_to_its_cap_with_jitter_between_half_and_all() -> None:
 def test_the_token_stays_out_of_repr() -> None:
     settings = ProxySettings(mode="source", access_token="SECRET-TOKEN", endpoint="ws://x")
     assert "SECRET-TOKEN" not in repr(settings)
-    assert settings.client_token is not None and len(settings.client_token) == 36
+    assert settings.client_token is not None
+    assert len(settings.client_token) == 36
 
 
 @pytest.mark.parametrize(
