@@ -73,36 +73,62 @@ class MessageReader:
         With an ``errors`` list, a bad message is skipped instead (its length prefix still delimits it)
         and its error appended, so one bad message costs only what it names, not the whole connection.
         """
+        return self.feed_wire(data, errors)[0]
+
+    def feed_wire(
+        self, data: bytes, errors: list[ProtocolError] | None = None
+    ) -> tuple[list[Message], bytes, list[int]]:
+        """Like ``feed``, plus the completed messages' bytes as received (length prefixes included) and
+        the offset where each message ends in them: what a relay forwards without re-encoding. (A message
+        skipped into ``errors`` stays in those bytes, without an end of its own.)
+
+        >>> wire = encode(Message(type=Message.DATA, streamId=1, payload=b"a")) * 2
+        >>> messages, raw, ends = MessageReader().feed_wire(wire)
+        >>> len(messages), raw == wire, ends
+        (2, True, [9, 18])
+        """
         buffer = self._buffer
-        buffer += data
+        # Without a partial message held, parse ``data`` where it lies: a frame of whole messages is then
+        # never copied.
+        source: bytes | bytearray = data
+        if buffer:
+            buffer += data
+            source = buffer
+        view = memoryview(source)
         messages: list[Message] = []
+        ends: list[int] = []
         offset = 0
-        end = len(buffer)
-        view = memoryview(buffer)
-        try:
-            while end - offset >= _LENGTH.size:
-                (size,) = _LENGTH.unpack_from(buffer, offset)
-                start = offset + _LENGTH.size
-                if end - start < size:
-                    break
-                offset = start + size
-                try:
-                    with view[start:offset] as body:
-                        messages.append(_decode(body))
-                except ProtocolError as error:
-                    if errors is None:
-                        raise
-                    errors.append(error)
-        finally:
+        end = len(view)
+        while end - offset >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(view, offset)
+            start = offset + _LENGTH.size
+            if end - start < size:
+                break
+            offset = start + size
+            try:
+                messages.append(_decode(view[start:offset]))
+            except ProtocolError as error:
+                if errors is None:
+                    raise
+                errors.append(error)
+                continue
+            ends.append(offset)
+        if source is data:
+            raw = data if offset == end else bytes(view[:offset])
+            view.release()
+            buffer += data[offset:]
+        else:
+            raw = bytes(view[:offset])
             view.release()
             del buffer[:offset]
-        return messages
+        return messages, raw, ends
 
 
-def _decode(body: memoryview) -> Message:
+def _decode(body: bytes | memoryview) -> Message:
     message = Message()
     try:
-        message.ParseFromString(body)
+        # upb parses any buffer; the stubs say bytes only, and copying a 64 KB payload to please them costs.
+        message.ParseFromString(body)  # type: ignore[arg-type]
     except DecodeError as error:
         raise ProtocolError(f"undecodable message: {error}") from None
     # The service closes a connection that sends fields it does not know (V3 guide, "Message format").
