@@ -8,7 +8,7 @@
 
 import argparse
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from ..localproxy.errors import ExitCode, LocalProxyError
 from . import connect, device
@@ -25,13 +25,21 @@ examples:
   cdk-secure-tunnel device --notify notify.json --destination SSH=22"""
 
 
-def _version() -> str:
-    for distribution in ("cdk-secure-tunnel", "cdk-secure-tunnel-proxy"):
-        try:
-            return version(distribution)
-        except PackageNotFoundError:
-            continue
-    return "unknown"
+class _Version(argparse.Action):
+    """``--version``: importlib.metadata costs a tenth of a second, so it is imported only when asked."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(nargs=0, default=argparse.SUPPRESS, help="show the version and exit", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        for distribution in ("cdk-secure-tunnel", "cdk-secure-tunnel-proxy"):
+            try:
+                parser.exit(message=f"{PROGRAM} {version(distribution)} ({distribution})\n")
+            except PackageNotFoundError:
+                continue
+        parser.exit(message=f"{PROGRAM} (not installed)\n")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    root.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    root.add_argument("--version", action=_Version)
     subparsers = root.add_subparsers(title="commands", metavar="COMMAND", required=True)
     connect.add_parser(subparsers)
     device.add_parser(subparsers)
