@@ -12,7 +12,7 @@ from typing import Any
 
 from ..localproxy.errors import ExitCode, LocalProxyError
 from . import connect, device
-from .output import PROGRAM, configure_logging, say
+from .output import PROGRAM, logging_to_stderr, say
 
 DESCRIPTION = """\
 Reach a device through an AWS IoT secure tunnel opened by the SecureTunnel construct: `connect` on the
@@ -59,9 +59,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns its exit status (see each command's --help)."""
     arguments = parser().parse_args(argv)
-    configure_logging(arguments.verbose)
     try:
-        return int(arguments.run(arguments))
+        with logging_to_stderr(arguments.verbose):
+            return int(arguments.run(arguments))
     except LocalProxyError as error:
         say(f"error: {error}")
         return int(error.exit_code)

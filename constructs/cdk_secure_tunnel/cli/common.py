@@ -6,7 +6,13 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ..localproxy.errors import ConfigurationError
-from ..localproxy.settings import CLIENT_TOKEN_VARIABLE, RetryPolicy, Version, new_client_token
+from ..localproxy.settings import (
+    CA_FILE_VARIABLE,
+    CLIENT_TOKEN_VARIABLE,
+    RetryPolicy,
+    Version,
+    new_client_token,
+)
 
 VERSIONS: dict[str, Version] = {"V1": 1, "V2": 2, "V3": 3}
 
@@ -56,6 +62,15 @@ def client_token(args: argparse.Namespace, environ: dict[str, str]) -> str | Non
     if args.no_client_token:
         return None
     return str(args.client_token or environ.get(CLIENT_TOKEN_VARIABLE) or new_client_token())
+
+
+def tls_options(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, Any]:
+    """The TLS settings: --capath, --no-ssl-host-verify, and a local emulator's CA file from its variable."""
+    return {
+        "capath": args.capath,
+        "cafile": environ.get(CA_FILE_VARIABLE),
+        "verify_host": not args.no_ssl_host_verify,
+    }
 
 
 def retry_policy(args: argparse.Namespace) -> RetryPolicy:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..localproxy import LocalProxy, ProxySettings, Target, data_endpoint, parse_services
-from ..localproxy.errors import ConfigurationError, ExitCode, HandshakeRejected, TunnelClosed
+from ..localproxy.errors import ConfigurationError, ExitCode, HandshakeRejected, NotFound, TunnelClosed
 from ..localproxy.settings import CLIENT_TOKEN_VARIABLE, DEFAULT_BIND_ADDRESS, TOKEN_VARIABLE, endpoint_of
 from . import common
 from .documents import TokenDocument
@@ -146,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
         version=common.VERSIONS[args.destination_client_type],
         client_token=common.client_token(args, dict(os.environ)),
         bind_address=args.bind,
-        capath=args.capath,
-        verify_host=not args.no_ssl_host_verify,
+        **common.tls_options(args, dict(os.environ)),
         retry=common.retry_policy(args),
     )
     if args.exec_localproxy:
@@ -166,13 +165,18 @@ class _Refresher:
         self._rotated_after = -1
 
     async def __call__(self, rejected: HandshakeRejected) -> str | None:
-        latest = await asyncio.to_thread(self.secret.read)
+        await self._raise_if_closed()
+        made = self.proxy.connections_made if self.proxy else 0
+        try:
+            latest = await asyncio.to_thread(self.secret.read)
+        except NotFound as error:
+            if made:  # it was there when we connected: the stack went (cdk destroy) with its tunnel
+                raise TunnelClosed(f"{error}; the stack's deletion closed its tunnel") from None
+            raise
         if latest.token != self.document.token:
             say("the secret holds a newer token: connecting with it")
             self.document = latest
             return latest.token
-        await self._raise_if_closed()
-        made = self.proxy.connections_made if self.proxy else 0
         if self.args.no_rotate or self._rotated_after >= made:
             return None
         self._rotated_after = made

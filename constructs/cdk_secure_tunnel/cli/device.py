@@ -111,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
         services=parse_services(args.destination),
         version=common.VERSIONS[args.protocol],
         client_token=common.client_token(args, dict(os.environ)),
-        capath=args.capath,
-        verify_host=not args.no_ssl_host_verify,
+        **common.tls_options(args, dict(os.environ)),
         retry=common.retry_policy(args),
     )
 

@@ -7,6 +7,8 @@ stdout stays for the command run through the tunnel; on a terminal, progress rew
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 PROGRAM = "cdk-secure-tunnel"
@@ -43,12 +45,39 @@ class Progress:
         self._shown = ""
 
 
-def configure_logging(verbosity: int) -> None:
-    """The proxy's log on stderr: warnings by default, ``-v`` info, ``-vv`` debug (never tokens)."""
-    level = logging.WARNING - 10 * verbosity
-    handler = logging.StreamHandler(sys.stderr)
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+# The loggers whose records are the command's output (the emulator's, in tests, are not).
+LOGGERS = ("cdk_secure_tunnel.localproxy", "cdk_secure_tunnel.cli")
+
+
+@contextmanager
+def logging_to_stderr(verbosity: int) -> Iterator[None]:
+    """The proxy's log on stderr while the command runs: warnings by default, ``-v`` info, ``-vv`` debug
+    (never tokens); the loggers are put back as they were afterwards."""
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(f"{PROGRAM}: %(message)s"))
-    root = logging.getLogger("cdk_secure_tunnel")
-    root.handlers[:] = [handler]
-    root.setLevel(max(level, logging.DEBUG))
-    root.propagate = False
+    saved = []
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.addHandler(handler)
+        logger.setLevel(max(logging.WARNING - 10 * verbosity, logging.DEBUG))
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate

@@ -13,6 +13,7 @@ from .documents import TokenDocument
 from .output import Progress
 
 CURRENT = "AWSCURRENT"
+PENDING = "AWSPENDING"
 ROTATION_TIMEOUT = 120.0
 
 
@@ -34,7 +35,9 @@ class TokenSecret:
         from botocore.exceptions import ClientError  # noqa: PLC0415
 
         try:
-            value = self._client.get_secret_value(SecretId=self.arn)
+            # AWSCURRENT named: what AWS returns by default, and what moto returns only when asked (its
+            # default version does not follow UpdateSecretVersionStage, which rotation uses).
+            value = self._client.get_secret_value(SecretId=self.arn, VersionStage=CURRENT)
         except ClientError as error:
             code = _error_code(error)
             if code == "ResourceNotFoundException":
@@ -44,19 +47,29 @@ class TokenSecret:
             raise NotFound(f"secret {self.arn}: holds no token yet; deploy the stack first")
         return TokenDocument.parse(value["SecretString"], origin=f"secret {self.arn}")
 
-    def current_version(self) -> str | None:
+    def _version_with(self, stage: str) -> str | None:
         described = self._client.describe_secret(SecretId=self.arn)
         for version, stages in described.get("VersionIdsToStages", {}).items():
-            if CURRENT in stages:
+            if stage in stages:
                 return str(version)
         return None
 
+    def current_version(self) -> str | None:
+        return self._version_with(CURRENT)
+
     def rotate(self, progress: Progress, timeout: float = ROTATION_TIMEOUT) -> TokenDocument:
-        """``rotate-secret`` and wait (showing progress) until a new version is current; its document."""
+        """``rotate-secret`` and wait (showing progress) until a new version is current; its document.
+
+        A rotation already under way (someone else's: its new token revoked ours before it became
+        current) is waited for instead of started again, which Secrets Manager would refuse anyway.
+        """
         from botocore.exceptions import ClientError  # noqa: PLC0415
 
         before = self.current_version()
         started = time.monotonic()
+        if self._version_with(PENDING) is not None:
+            progress.update(f"{self.arn} is being rotated: waiting for its new token")
+            return self._wait(before, started, progress, timeout)
         progress.update(f"rotating {self.arn} for a fresh token")
         try:
             self._client.rotate_secret(SecretId=self.arn)
@@ -69,6 +82,9 @@ class TokenSecret:
                 f"cannot rotate {self.arn} ({_error_code(error)}): {message}; rotation needs the construct's "
                 "rotate_on_demand (the default) and secretsmanager:RotateSecret"
             ) from None
+        return self._wait(before, started, progress, timeout)
+
+    def _wait(self, before: str | None, started: float, progress: Progress, timeout: float) -> TokenDocument:
         delay = 0.25
         while True:
             elapsed = time.monotonic() - started

@@ -61,11 +61,12 @@ def tls_context(settings: ProxySettings) -> ssl.SSLContext:
     """TLS 1.2+ against the system's CAs (and ``capath``'s), host verification on unless told otherwise."""
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if settings.capath:
-        try:
-            context.load_verify_locations(capath=settings.capath)
-        except OSError as error:
-            raise ConfigurationError(f"capath: got {settings.capath!r}; {error.strerror or error}") from None
+    for name, location in (("capath", settings.capath), ("cafile", settings.cafile)):
+        if location:
+            try:
+                context.load_verify_locations(**{name: location})
+            except (OSError, ssl.SSLError) as error:
+                raise ConfigurationError(f"{name}: got {location!r}; {error}") from None
     if not settings.verify_host:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

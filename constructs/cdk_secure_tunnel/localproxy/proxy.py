@@ -93,6 +93,8 @@ class LocalProxy:
         self._stream_ids = itertools.count(1)
         self._mux: Multiplexer | None = None
         self._servers: list[asyncio.Server] = []
+        # A listener's service name, when it changed after listening (a lone unnamed service named).
+        self._names: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._announced: list[str] | None = None
         self._announced_event = asyncio.Event()
@@ -105,8 +107,14 @@ class LocalProxy:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Connect, serve and reconnect until ``stop()``; raises ``LocalProxyError`` when it cannot go on."""
+        """Connect, serve and reconnect until ``stop()``; raises ``LocalProxyError`` when it cannot go on.
+
+        A source given its services listens before it connects: a port that cannot be had fails at once,
+        and a client that connects early waits for the tunnel.
+        """
         try:
+            if self.settings.mode == "source" and self.services:
+                await self._listen()
             await self._run()
         finally:
             self.online.clear()
@@ -232,6 +240,10 @@ class LocalProxy:
         if self._announced is not None:
             self.services = resolve_services(self.settings.mode, self.settings.services, self._announced)
             mux.services = self.services
+            if "" in self.ports and "" not in self.services:  # the lone unnamed service got its name
+                (name,) = self.services
+                self.ports[name] = self.ports.pop("")
+                self._names[""] = name
         if self.settings.mode == "source":
             await self._listen()
         self.ready.set()
@@ -258,7 +270,10 @@ class LocalProxy:
     # -- source listeners --------------------------------------------------------------------------------
 
     async def _listen(self) -> None:
+        """Listen for every service not listened for yet."""
         for service, target in self.services.items():
+            if service in self.ports:
+                continue
             host = target.host or self.settings.bind_address
             try:
                 server = await asyncio.start_server(self._accepter(service), host, target.port)

@@ -25,6 +25,8 @@ from .errors import ConfigurationError
 
 # An explicit data plane endpoint for local testing: the emulator's fixtures set it (ws://127.0.0.1:PORT).
 ENDPOINT_VARIABLE = "CDK_SECURE_TUNNEL_DATA_ENDPOINT"
+# With a wss:// emulator, the CA file that verifies its certificate (the fixtures set it too).
+CA_FILE_VARIABLE = "CDK_SECURE_TUNNEL_DATA_CA_FILE"
 # The reference proxy's variables, honoured so that its users' habits carry over.
 REFERENCE_ENDPOINT_VARIABLE = "AWSIOT_TUNNEL_ENDPOINT"
 REFERENCE_REGION_VARIABLE = "AWSIOT_TUNNEL_REGION"
@@ -172,8 +174,10 @@ class ProxySettings:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # TLS: the system's CAs plus those in ``capath``; host verification off only when asked (dev/test).
+    # TLS: the system's CAs plus those in ``capath`` and ``cafile``; host verification off only when
+    # asked (dev/test).
     capath: str | None = None
+    cafile: str | None = None
     verify_host: bool = True
     # How long to wait for the service's SERVICE_IDS before using the mapping as given.
     service_ids_timeout: float = 5.0
