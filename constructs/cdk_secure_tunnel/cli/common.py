@@ -1,8 +1,6 @@
-"""What ``connect`` and ``device`` share: connection options, the AWS session, and running a proxy."""
+"""What ``connect`` and ``device`` share: connection options, TLS, retries and the AWS session."""
 
 import argparse
-import asyncio
-from collections.abc import Awaitable
 from typing import Any
 
 from ..localproxy.errors import ConfigurationError
@@ -92,14 +90,3 @@ def aws_session(region: str | None) -> Any:
     # botocore's DEBUG records carry response bodies, and GetSecretValue's carries the token.
     logging.getLogger("botocore").setLevel(logging.INFO)
     return boto3.session.Session(region_name=region)
-
-
-async def first_done(*awaitables: Awaitable[Any]) -> None:
-    """Wait for the first of ``awaitables``; the others are cancelled (tasks passed in are left running)."""
-    futures = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
-    try:
-        await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for future, awaitable in zip(futures, awaitables, strict=True):
-            if future is not awaitable:
-                future.cancel()

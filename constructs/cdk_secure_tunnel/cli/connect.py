@@ -10,6 +10,7 @@ from typing import Any
 
 from ..localproxy import LocalProxy, ProxySettings, Target, data_endpoint, parse_services
 from ..localproxy.errors import ConfigurationError, ExitCode, HandshakeRejected, NotFound, TunnelClosed
+from ..localproxy.proxy import first_done
 from ..localproxy.settings import CLIENT_TOKEN_VARIABLE, DEFAULT_BIND_ADDRESS, TOKEN_VARIABLE, endpoint_of
 from . import common
 from .documents import TokenDocument
@@ -223,7 +224,7 @@ async def _connect(
     running = asyncio.ensure_future(proxy.run())
     watcher: asyncio.Task[None] | None = None
     try:
-        await common.first_done(proxy.ready.wait(), running)
+        await first_done(proxy.ready.wait(), running)
         if running.done():
             running.result()
             return int(ExitCode.OK)
@@ -238,7 +239,7 @@ async def _connect(
             await running
             return int(ExitCode.OK)
         child = await asyncio.create_subprocess_exec(*command)
-        await common.first_done(child.wait(), running)
+        await first_done(child.wait(), running)
         if running.done():
             if child.returncode is None:
                 child.terminate()

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..localproxy import LocalProxy, ProxySettings, data_endpoint, parse_services
 from ..localproxy.errors import ConfigurationError, HandshakeRejected, NotFound
+from ..localproxy.proxy import first_done
 from ..localproxy.settings import TOKEN_VARIABLE
 from . import common
 from .documents import TokenDocument
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(proxy: LocalProxy) -> int:
     running = asyncio.ensure_future(proxy.run())
     try:
-        await common.first_done(proxy.ready.wait(), running)
+        await first_done(proxy.ready.wait(), running)
         if not running.done():
             targets = ", ".join(
                 f"{name or 'service'} to {target.host or 'localhost'}:{target.port}"

@@ -24,6 +24,7 @@ import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from ..protocol import ProtocolError
 from .connection import Retryable, TunnelSocket
@@ -227,7 +228,7 @@ class LocalProxy:
         if socket.version >= 2:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    _first_of(self._announced_event.wait(), asyncio.shield(reading)),
+                    first_done(self._announced_event.wait(), reading),
                     self.settings.service_ids_timeout,
                 )
             if reading.done():
@@ -297,7 +298,7 @@ class LocalProxy:
                 if self._stopping.is_set():
                     writer.close()
                     return
-                await _first_of(self.online.wait(), self._stopping.wait())
+                await first_done(self.online.wait(), self._stopping.wait())
             try:
                 await self._mux.accept(service, reader, writer)
             except Exception as error:
@@ -307,11 +308,13 @@ class LocalProxy:
         return accept
 
 
-async def _first_of(*awaitables: Awaitable[object]) -> None:
-    """Wait until any of ``awaitables`` is done, cancelling the others."""
-    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+async def first_done(*awaitables: Awaitable[Any]) -> None:
+    """Wait until the first of ``awaitables`` is done; the others are cancelled, except tasks and futures
+    passed in, which are left running (their owner decides)."""
+    futures = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
+        for future, awaitable in zip(futures, awaitables, strict=True):
+            if future is not awaitable:
+                future.cancel()

@@ -199,5 +199,6 @@ class ProxySettings:
             raise ConfigurationError("services: a destination needs where each service goes, e.g. SSH=22")
         if self.version == 1 and len(self.services) > 1:
             raise ConfigurationError(
-                f"services: got {len(self.services)} with protocol V1, which carries one service only"
+                f"services: got {len(self.services)} with protocol V1, which carries one service only; "
+                "map just one (e.g. --services 5555)"
             )
