@@ -5,7 +5,6 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-
 from cdk_secure_tunnel.localproxy import LocalProxy, ProxySettings, RetryPolicy, Target, Unreachable
 from cdk_secure_tunnel.testing import LocalAws
 
@@ -74,7 +73,7 @@ def test_the_proxy_verifies_the_service_certificate(
                 retry=RetryPolicy(initial=0.001, attempts=2),
             )
         )
-        with pytest.raises(Unreachable, match="certificate verify failed|TLS verification failed"):
+        with pytest.raises(Unreachable, match=r"certificate verify failed|TLS verification failed"):
             await untrusting.run()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cdk_secure_tunnel.cli import connect, main
 from cdk_secure_tunnel.cli.documents import TokenDocument
 from cdk_secure_tunnel.cli.lookup import secret_logical_id

@@ -4,11 +4,10 @@ import doctest
 import importlib
 import pkgutil
 
-import pytest
-
 import cdk_secure_tunnel.cli
 import cdk_secure_tunnel.localproxy
 import cdk_secure_tunnel.protocol
+import pytest
 
 PACKAGES = (cdk_secure_tunnel.protocol, cdk_secure_tunnel.localproxy, cdk_secure_tunnel.cli)
 MODULES = sorted(
