@@ -162,10 +162,11 @@ class LocalProxy:
             self._token = new_token
             return
         if self.connections_made and rejected.token_refused:
+            refusal = f"HTTP {rejected.status}" + (f": {rejected.detail}" if rejected.detail else "")
             raise TunnelClosed(
-                f"the tunnel is no longer available: {self._last_drop or 'the connection dropped'}, and "
-                f"the service now refuses the token (HTTP {rejected.status}): the tunnel was closed or has "
-                "expired, or its token was rotated"
+                f"the tunnel has ended: {self._last_drop or 'the connection dropped'}, and the service "
+                f"refuses the token since ({refusal}); the tunnel was closed or has expired, or its token "
+                "was rotated"
             ) from None
         raise rejected
 
