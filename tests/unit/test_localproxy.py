@@ -5,8 +5,8 @@ No test sleeps to wait for a state: each waits on the proxies' events (``ready``
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -22,9 +22,8 @@ from cdk_secure_tunnel.localproxy import (
 )
 from cdk_secure_tunnel.protocol import Message, encode
 from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER
-from conftest import FakeService
+from fake_service import FakeService, running_fake_service
 
-FakeFactory = Callable[..., AbstractAsyncContextManager[FakeService]]
 FAST = RetryPolicy(initial=0.001, maximum=0.01)
 
 
@@ -74,9 +73,9 @@ async def ready(*proxies: LocalProxy) -> None:
     await asyncio.gather(*(proxy.ready.wait() for proxy in proxies))
 
 
-def test_two_services_and_ten_simultaneous_connections_round_trip(fake_service: FakeFactory) -> None:
+def test_two_services_and_ten_simultaneous_connections_round_trip() -> None:
     async def scenario() -> None:
-        async with fake_service() as service, echo_server() as ssh, echo_server() as http:
+        async with running_fake_service() as service, echo_server() as ssh, echo_server() as http:
             destination = LocalProxy(
                 settings(
                     service, "destination", {"SSH": Target(None, ssh), "HTTP": Target("127.0.0.1", http)}
@@ -100,9 +99,9 @@ def test_two_services_and_ten_simultaneous_connections_round_trip(fake_service: 
     run(scenario())
 
 
-def test_v1_source_and_destination_carry_one_unnamed_service(fake_service: FakeFactory) -> None:
+def test_v1_source_and_destination_carry_one_unnamed_service() -> None:
     async def scenario() -> None:
-        async with fake_service(services=()) as service, echo_server() as port:
+        async with running_fake_service(services=()) as service, echo_server() as port:
             destination = LocalProxy(settings(service, "destination", {"": Target(None, port)}, version=1))
             source = LocalProxy(settings(service, "source", {"": Target(None, 0)}, version=1))
             async with running(destination, source):
@@ -115,9 +114,9 @@ def test_v1_source_and_destination_carry_one_unnamed_service(fake_service: FakeF
     run(scenario())
 
 
-def test_a_dropped_connection_comes_back_with_the_same_tokens(fake_service: FakeFactory) -> None:
+def test_a_dropped_connection_comes_back_with_the_same_tokens() -> None:
     async def scenario() -> None:
-        async with fake_service(services=("SSH",)) as service, echo_server() as port:
+        async with running_fake_service(services=("SSH",)) as service, echo_server() as port:
             destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, port)}))
             source = LocalProxy(settings(service, "source", {"SSH": Target(None, 0)}))
             async with running(destination, source):
@@ -136,9 +135,9 @@ def test_a_dropped_connection_comes_back_with_the_same_tokens(fake_service: Fake
     run(scenario())
 
 
-def test_4xx_is_not_retried_and_says_what_to_do(fake_service: FakeFactory) -> None:
+def test_4xx_is_not_retried_and_says_what_to_do() -> None:
     async def scenario() -> None:
-        async with fake_service() as service:
+        async with running_fake_service() as service:
             proxy = LocalProxy(settings(service, "source", {}, access_token="spent"))
             with pytest.raises(HandshakeRejected, match=r"HTTP 403.*rotate the token") as raised:
                 await proxy.run()
@@ -148,9 +147,9 @@ def test_4xx_is_not_retried_and_says_what_to_do(fake_service: FakeFactory) -> No
     run(scenario())
 
 
-def test_5xx_is_retried_with_backoff(fake_service: FakeFactory) -> None:
+def test_5xx_is_retried_with_backoff() -> None:
     async def scenario() -> None:
-        async with fake_service() as service:
+        async with running_fake_service() as service:
             service.fail_with = [503, 500]
             source = LocalProxy(settings(service, "source", {}))
             async with running(source):
@@ -180,9 +179,9 @@ def test_an_unreachable_service_ends_after_the_attempts_allowed() -> None:
     run(scenario())
 
 
-def test_a_refused_token_is_replaced_once_by_refresh_token(fake_service: FakeFactory) -> None:
+def test_a_refused_token_is_replaced_once_by_refresh_token() -> None:
     async def scenario() -> None:
-        async with fake_service() as service:
+        async with running_fake_service() as service:
             offered: list[int] = []
 
             async def refresh(rejected: HandshakeRejected) -> str | None:
@@ -204,9 +203,9 @@ def test_a_refused_token_is_replaced_once_by_refresh_token(fake_service: FakeFac
     run(scenario())
 
 
-def test_a_tunnel_closed_under_a_live_session_ends_both_sides(fake_service: FakeFactory) -> None:
+def test_a_tunnel_closed_under_a_live_session_ends_both_sides() -> None:
     async def scenario() -> None:
-        async with fake_service(services=("SSH",)) as service, echo_server() as port:
+        async with running_fake_service(services=("SSH",)) as service, echo_server() as port:
             destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, port)}))
             source = LocalProxy(settings(service, "source", {"SSH": Target(None, 0)}))
             async with running(destination, source) as tasks:
@@ -222,9 +221,9 @@ def test_a_tunnel_closed_under_a_live_session_ends_both_sides(fake_service: Fake
     run(scenario())
 
 
-def test_services_that_do_not_match_the_tunnel_stop_the_proxy(fake_service: FakeFactory) -> None:
+def test_services_that_do_not_match_the_tunnel_stop_the_proxy() -> None:
     async def scenario() -> None:
-        async with fake_service() as service:
+        async with running_fake_service() as service:
             destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, 22)}))
             with pytest.raises(ServiceMismatch, match="no destination for HTTP"):
                 await destination.run()
@@ -232,9 +231,9 @@ def test_services_that_do_not_match_the_tunnel_stop_the_proxy(fake_service: Fake
     run(scenario())
 
 
-def test_a_malformed_message_costs_streams_not_the_proxy(fake_service: FakeFactory) -> None:
+def test_a_malformed_message_costs_streams_not_the_proxy() -> None:
     async def scenario() -> None:
-        async with fake_service(services=("SSH",)) as service, echo_server() as port:
+        async with running_fake_service(services=("SSH",)) as service, echo_server() as port:
             destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, port)}))
             source = LocalProxy(settings(service, "source", {"SSH": Target(None, 0)}))
             async with running(destination, source):
@@ -253,11 +252,9 @@ def test_a_malformed_message_costs_streams_not_the_proxy(fake_service: FakeFacto
     run(scenario())
 
 
-def test_the_token_never_reaches_the_logs(
-    fake_service: FakeFactory, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_token_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
-        async with fake_service(services=("SSH",)) as service, echo_server() as port:
+        async with running_fake_service(services=("SSH",)) as service, echo_server() as port:
             destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, port)}))
             source = LocalProxy(settings(service, "source", {"SSH": Target(None, 0)}))
             async with running(destination, source):

@@ -1,17 +1,19 @@
 """A fake tunneling service for the local proxy's unit tests: the handshake rules and a byte relay.
 
+    async with running_fake_service(services=("SSH",)) as service:  # inside the test's asyncio.run
+        ...
+
 It knows only what the proxy's tests need (tokens per mode, subprotocols, SERVICE_IDS, relaying frames,
 dropping a connection, closing the tunnel); the emulator's data plane is tested on its own.
 """
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-import pytest
 from cdk_secure_tunnel.protocol import Message, encode
 from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER, SUBPROTOCOLS
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -105,9 +107,3 @@ async def running_fake_service(services: tuple[str, ...] = ("SSH", "HTTP")) -> A
     ) as server:
         service.server = server
         yield service
-
-
-@pytest.fixture
-def fake_service() -> Callable[..., AbstractAsyncContextManager[FakeService]]:
-    """``async with fake_service(services=("SSH",)) as service:`` inside the test's ``asyncio.run``."""
-    return running_fake_service
