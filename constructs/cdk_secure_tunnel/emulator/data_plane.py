@@ -35,17 +35,21 @@ answer): 400 path other than ``/tunnel``, missing or wrong ``local-proxy-mode``,
 malformed or repeated ``client-token``, no offered subprotocol among ``aws.iot.securetunneling-3.0``,
 ``-2.0``, ``-1.0``, mode not the token's; 401 no token; 403 unknown, spent, revoked or closed-tunnel
 token, or client token mismatch; 409 client token already bound to another access token; 431 request over
-4 KB. 5xx only when injected. The highest version offered is chosen.
+4 KB (request line and headers as parsed; websockets keeps no raw copy). 5xx only when injected. A
+refused handshake spends no token. The highest version offered is chosen.
 
 After the handshake, v2 and v3 connections get SERVICE_IDS (the tunnel's services; v1 has no such
-message). Messages are relayed in order as the sender framed them (never merged or split), re-framed into
-frames of at most 131,076 bytes. A connection is closed (1008 unless noted) when it sends a text frame
+message). Messages are relayed in order and unchanged: a frame of whole messages goes on as it came, and
+messages that straddle frames are joined into frames of at most 131,076 bytes (the service "may aggregate
+data", but a message is never merged or split). A connection is closed (1008 unless noted) when it sends a
+text frame
 (1003), a frame over 131,076 bytes (1009), a message over 64,512 payload bytes, an undecodable message
 or one with unknown fields, type UNKNOWN, SESSION_RESET or SERVICE_IDS, a stream message with stream id 0,
 STREAM_START or CONNECTION_START from the destination, an unknown type without ``ignorable``, a service id
-not among the tunnel's, stream messages alternating between carrying a service id and not, or a stream
-message for a service no STREAM_START has named (V2 guide, "Tunneling data streams"). Pings get pongs
-(websockets answers them); the data plane never pings.
+not among the tunnel's, stream messages alternating between carrying a service id and not, or a message
+naming a service no STREAM_START has named (V2 guide, "Tunneling data streams"; a message without a
+service id is a V1 peer's and passes). Valid messages before the offending one are relayed. Pings get
+pongs (websockets answers them); the data plane never pings.
 
 Decisions (the guides are silent or only hint; each with its source):
 
@@ -66,8 +70,9 @@ Decisions (the guides are silent or only hint; each with its source):
   reconnecting", and the replacement rule above covers the new token's arrival). Tests that want the
   opposite set ``rotation_drops_connections = True``: the old connection is then closed (1008).
 - CloseTunnel, and a tunnel's lifetime ending on the emulator's clock (a ``ManualClock`` included), close
-  both connections (1000, reason saying which) within one watch interval (50 ms of real time), and new
-  handshakes get 403.
+  both connections (1000, reason saying which): at once after CloseTunnel, within one watch interval
+  (50 ms of real time) after the clock moves; new handshakes get 403, and DescribeTunnel shows both
+  sides DISCONNECTED as of the closing time.
 - Messages are checked against the v3 schema whatever the negotiated version: the guides make versions
   interoperate by peers ignoring fields they do not know (V2 guide, "Backward compatibility"), so the
   service carries them.
@@ -76,12 +81,14 @@ Why asyncio on one thread (beside the control plane's ThreadingHTTPServer): a tu
 connections copying frames between them, which is what an event loop does best; ``websockets`` is
 asyncio-native, with C-accelerated masking, and gives per-connection flow control (``max_queue`` stops
 reading a connection whose frames are not consumed; ``send`` waits while a peer's write buffer is over
-``write_limit``). Each connection has its own bounded queue and forwarding task, so a slow reader holds
-back only the side that writes to it, never other tunnels. Threads would need two per connection and
-locks around every peer change for no gain: the relay never blocks on anything but sockets.
+``write_limit``). A connection's frames go straight to its peer, the reading of that connection waiting
+while the peer's write buffer is full; with latency or a bandwidth cap they pass through a bounded queue
+and a forwarding task of the connection's own. Either way a slow reader holds back only the side that
+writes to it, never other connections or tunnels. Threads would need two per connection and locks around
+every peer change for no gain: the relay never blocks on anything but sockets.
 
-Tokens never reach a log: the websockets logger here is capped at INFO (its DEBUG output would carry
-the request headers), refusal messages never quote a token, and ``Upgrade`` leaves it out of its repr.
+Tokens never reach a log: the websockets logger here is capped at WARNING (its DEBUG output would
+carry the request headers), refusal messages never quote a token, and ``Upgrade`` leaves it out of its repr.
 """
 
 import asyncio
@@ -129,6 +136,9 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED = 1003
 CLOSE_VIOLATION = 1008
+# Seconds a closing connection waits for the client's close frame (or TCP close) before cutting it.
+CLOSE_TIMEOUT = 2.0
+SWITCHING_PROTOCOLS = 101
 # A close frame's reason is at most 123 bytes.
 _MAX_REASON = 123
 
@@ -141,9 +151,10 @@ _ENDINGS: dict[str, tuple[int, str]] = {
 
 _T = TypeVar("_T")
 _LOG = logging.getLogger(__name__)
-# websockets logs request headers, access tokens included, at DEBUG: this child logger never does.
+# websockets logs request headers, access tokens included, at DEBUG, and every connection at INFO: this
+# child logger passes on only its warnings and errors.
 _WEBSOCKETS_LOG = logging.getLogger(f"{__name__}.websockets")
-_WEBSOCKETS_LOG.setLevel(logging.INFO)
+_WEBSOCKETS_LOG.setLevel(logging.WARNING)
 
 
 class Authority(Protocol):
@@ -184,6 +195,8 @@ class _Peer:
     )
     reader: MessageReader = field(default_factory=MessageReader)
     state: PeerState = field(default_factory=PeerState)
+    # Frames put in ``outbox`` and not yet delivered: while any are, later frames queue behind them.
+    queued: int = 0
 
 
 class _Session(TunnelSession):
@@ -195,12 +208,6 @@ class _Session(TunnelSession):
         self.bandwidth = None if bandwidth is None else Bandwidth(bandwidth)
 
 
-@dataclass(frozen=True)
-class _InjectedRefusal:
-    status: int
-    message: str
-
-
 class DataPlane:
     """Serves the data plane for ``authority``'s tunnels from an event loop in a background thread."""
 
@@ -210,7 +217,7 @@ class DataPlane:
         self.rotation_drops_connections = False
         self._log = TrafficLog()
         self._live: set[tuple[str, Mode]] = set()
-        self._refusals: deque[_InjectedRefusal] = deque()
+        self._refusals: deque[Refusal] = deque()
         self._refusals_lock = threading.Lock()
         self._bandwidth_limits: dict[str | None, float] = {}
         # Loop-only state.
@@ -291,7 +298,7 @@ class DataPlane:
             raise ValueError("times must not be negative")
         if not 500 <= status <= 599:
             raise ValueError(f"status must be a 5xx (the service's 4xx come from real causes), got {status}")
-        refusal = _InjectedRefusal(status, message or f"Injected failure {status}: retry with backoff")
+        refusal = Refusal(status, message or f"Injected failure {status}: retry with backoff")
         with self._refusals_lock:
             self._refusals.extend([refusal] * times)
 
@@ -367,6 +374,7 @@ class DataPlane:
             process_response=self._process_response,
             compression=None,
             ping_interval=None,
+            close_timeout=CLOSE_TIMEOUT,
             max_size=MAX_FRAME_PAYLOAD,
             max_queue=MAX_QUEUED_FRAMES,
             write_limit=WRITE_LIMIT,
@@ -417,6 +425,9 @@ class DataPlane:
 
     def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
         response.headers[CHANNEL_ID_HEADER] = _channel_id()
+        if response.status_code != SWITCHING_PROTOCOLS:
+            # websockets itself refused what passed the checks here (a malformed WebSocket request).
+            self._admissions.pop(connection, None)
 
     # Connections --------------------------------------------------------------------------------------------
 
@@ -506,7 +517,12 @@ class DataPlane:
             if raw:
                 arrived = time.monotonic()
                 for frame in frames(raw, ends):
-                    await peer.outbox.put((arrived, frame))
+                    if peer.queued or self.latency > 0 or session.bandwidth is not None:
+                        peer.queued += 1
+                        await peer.outbox.put((arrived, frame))
+                    else:
+                        # No fault to apply and nothing queued ahead: straight to the other side.
+                        await self._deliver(session, peer, frame)
             if violation is not None:
                 await _close(connection, CLOSE_VIOLATION, violation)
                 return
@@ -520,10 +536,16 @@ class DataPlane:
                 await asyncio.sleep(delay)
             if session.bandwidth is not None:
                 await session.bandwidth.take(len(frame))
-            receiver = session.peers.get(other(peer.mode))
-            if receiver is not None:
-                with contextlib.suppress(ConnectionClosed):
-                    await receiver.connection.send(frame)
+            await self._deliver(session, peer, frame)
+            peer.queued -= 1
+
+    @staticmethod
+    async def _deliver(session: _Session, peer: _Peer, frame: bytes) -> None:
+        """Send ``peer``'s frame to the other side if it is connected (else it is dropped)."""
+        receiver = session.peers.get(other(peer.mode))
+        if receiver is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await receiver.connection.send(frame)
 
     async def _send(self, session: _Session, peer: _Peer, message: Message) -> None:
         """Send a message of the service's own to ``peer``."""

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..protocol import MAX_FRAME_PAYLOAD, Message
 from ..protocol.handshake import Mode
@@ -49,8 +50,7 @@ def type_name(message_type: int) -> str:
     return Message.Type.Name(message_type) if message_type in KNOWN_TYPES else f"TYPE_{message_type}"
 
 
-@dataclass(frozen=True)
-class LoggedMessage:
+class LoggedMessage(NamedTuple):
     """One message through a tunnel, as the traffic log keeps it: never the payload bytes, only their count.
 
     ``origin`` is the side that sent it (``source``, ``destination``) or ``service`` for what the data plane
@@ -103,10 +103,6 @@ class TrafficLog:
             self._records.clear()
             self.changed.notify_all()
 
-    def notify(self) -> None:
-        with self.changed:
-            self.changed.notify_all()
-
 
 @dataclass
 class PeerState:
@@ -152,7 +148,9 @@ class TunnelSession:
             peer.uses_service_ids = uses_service_ids
         elif peer.uses_service_ids != uses_service_ids:
             return "stream messages alternate between having a service id and not"
-        if message.type != Message.STREAM_START and service_id not in self.started_services:
+        # A message without a service id is a V1 peer's, which names no service (V2 guide, "Backward
+        # compatibility"): only messages that name one must name a started one.
+        if service_id and message.type != Message.STREAM_START and service_id not in self.started_services:
             return f"{type_name(message.type)} for service {service_id!r} before any STREAM_START for it"
         return None
 

@@ -65,7 +65,11 @@ def request_size(path: str, headers: Headers) -> int:
 def is_websocket_upgrade(headers: Headers) -> bool:
     """Whether the request asks for a WebSocket at all; websockets itself answers those that do not."""
     upgrade = [token.strip().lower() for value in headers.get_all("Upgrade") for token in value.split(",")]
-    return "websocket" in upgrade and "Sec-WebSocket-Key" in headers
+    return (
+        "websocket" in upgrade
+        and "Sec-WebSocket-Key" in headers
+        and headers.get("Sec-WebSocket-Version", "").strip() == "13"
+    )
 
 
 def parse_upgrade(path: str, headers: Headers) -> Upgrade:
