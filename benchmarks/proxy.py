@@ -53,6 +53,7 @@ class Results:
     cpu_per_100mb: dict[str, float] = field(default_factory=dict)  # source/destination -> CPU s
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     start_to_listening_s: list[float] = field(default_factory=list)
+    emulator_cpu_per_100mb: float = 0.0
     effort: Effort = QUICK
 
     @property
@@ -199,7 +200,11 @@ def measure(effort: Effort) -> Results:
                         _wait_for_line(source, "listening:")
                         results.start_to_listening_s.append(time.perf_counter() - started)
                         if attempt == effort.starts - 1:
-                            pids = {"source": source.pid, "destination": destination.pid}
+                            pids = {
+                                "source": source.pid,
+                                "destination": destination.pid,
+                                "emulator": emulator.pid,
+                            }
                             _measure_traffic(results, effort, (listen_port, target_port), pids)
     return results
 
@@ -212,12 +217,14 @@ def _measure_traffic(results: Results, effort: Effort, ports: tuple[int, int], p
     results.bulk_1 = asyncio.run(_bulk(listen_port, 1, effort.bulk_mb))
     results.bulk_10 = asyncio.run(_bulk(listen_port, 10, effort.bulk_mb))
     used = {side: _cpu_seconds(pid) - before[side] for side, pid in pids.items()}
-    results.cpu_per_100mb = {side: seconds * 100 / (2 * effort.bulk_mb) for side, seconds in used.items()}
+    per_100mb = {side: seconds * 100 / (2 * effort.bulk_mb) for side, seconds in used.items()}
+    results.emulator_cpu_per_100mb = per_100mb.pop("emulator")
+    results.cpu_per_100mb = per_100mb
     results.raw_1 = asyncio.run(_bulk(target_port, 1, effort.bulk_mb))
     results.raw_10 = asyncio.run(_bulk(target_port, 10, effort.bulk_mb))
     results.rtt_ms["raw TCP"] = asyncio.run(_round_trips(target_port, effort.round_trips))
     results.rtt_ms["tunnel"] = asyncio.run(_round_trips(listen_port, effort.round_trips))
-    results.peak_rss_mib = {side: _peak_rss_mib(pid) for side, pid in pids.items()}
+    results.peak_rss_mib = {side: _peak_rss_mib(pids[side]) for side in ("source", "destination")}
 
 
 def main() -> None:
