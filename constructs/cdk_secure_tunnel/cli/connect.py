@@ -45,9 +45,9 @@ examples:
 In the command, {NAME} is the port of service NAME, {port} the first service's and {host} the address
 listened on.
 
-exit status: the command's, when one is run; else 0 when stopped with Ctrl-C after a clean start,
-2 bad usage, 3 secret/stack/tunnel not found, 4 token refused (also after rotating), 5 tunnel closed or
-expired, 6 service unreachable, 7 the tunnel's services do not match --services, 1 anything else."""
+exit status: the command's, when one is run; 130 when stopped with Ctrl-C; 2 bad usage,
+3 secret/stack/tunnel not found, 4 token refused (also after rotating), 5 tunnel closed or expired,
+6 service unreachable, 7 the tunnel's services do not match --services, 1 anything else."""
 
 
 def add_parser(subparsers: Any) -> None:
