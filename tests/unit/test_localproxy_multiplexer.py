@@ -44,8 +44,8 @@ class Wire:
         self.sent: list[Message] = []
         self.changed = asyncio.Event()
 
-    async def send(self, message: Message) -> None:
-        self.sent.append(message)
+    async def send(self, wire: bytes) -> None:
+        self.sent += MessageReader().feed(wire)
         self.changed.set()
 
     async def wait_for(self, count: int) -> list[Message]:

@@ -141,6 +141,7 @@ class TunnelSocket:
         await self.send_bytes(encode(message))
 
     async def send_bytes(self, wire: bytes) -> None:
+        """Send encoded messages (``encode``, ``payload_encoder``) in one binary frame."""
         try:
             await self.websocket.send(wire)
         except ConnectionClosed as error:

@@ -12,9 +12,10 @@ A ``Multiplexer`` lives as long as one WebSocket connection: when that drops, ev
 outlives it, so they do not repeat within the proxy's life.
 
 >>> import itertools
+>>> from cdk_secure_tunnel.protocol import MessageReader
 >>> sent = []
->>> async def send(message):
-...     sent.append(message)
+>>> async def send(wire):
+...     sent.extend(MessageReader().feed(wire))
 >>> mux = Multiplexer("destination", {"SSH": Target(None, 1)}, 3, send, itertools.count(1))
 >>> asyncio.run(mux.handle(Message(type=Message.DATA, streamId=7, serviceId="SSH", connectionId=1)))
 >>> [(Message.Type.Name(m.type), m.streamId, m.connectionId) for m in sent]  # no stream 7 here: reset it
@@ -27,13 +28,14 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from ..protocol import MAX_MESSAGE_PAYLOAD, Message, ProtocolError
+from ..protocol import MAX_MESSAGE_PAYLOAD, Message, ProtocolError, encode, payload_encoder
 from ..protocol.handshake import Mode
 from .settings import Target
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[Message], Awaitable[None]]
+# Puts encoded messages (length prefix and protobuf) on the tunnel.
+Send = Callable[[bytes], Awaitable[None]]
 # A local socket's write buffer may grow to this before delivering more waits for it to drain. Waiting
 # holds up every stream of the tunnel (the protocol has no per-stream flow control), so it is generous.
 _HIGH_WATER = 4 * 1024 * 1024
@@ -146,7 +148,7 @@ class Multiplexer:
         logger.info(
             "%s: connection %d on stream %d", service or "service", connection.connection_id, stream.stream_id
         )
-        await self._send(self._message(kind, service, stream, connection.connection_id))
+        await self._send(encode(self._message(kind, service, stream, connection.connection_id)))
         await self._pump(connection, reader)
 
     async def _open_destination(self, service: str, stream: Stream, connection: LocalConnection) -> None:
@@ -176,16 +178,13 @@ class Multiplexer:
     async def _pump(self, connection: LocalConnection, reader: asyncio.StreamReader) -> None:
         """Local bytes into DATA messages until the local side closes (or the tunnel does)."""
         stream = self.streams[connection.service]
-        template = self._message(DATA, connection.service, stream, connection.connection_id)
+        encoded = payload_encoder(self._message(DATA, connection.service, stream, connection.connection_id))
         try:
             while not connection.closed:
                 data = await reader.read(MAX_MESSAGE_PAYLOAD)
                 if not data or connection.closed:
                     break
-                message = Message()
-                message.CopyFrom(template)
-                message.payload = data
-                await self._send(message)
+                await self._send(encoded(data))
         except (OSError, EOFError):
             pass
         finally:
@@ -205,11 +204,10 @@ class Multiplexer:
             return
         with contextlib.suppress(Exception):  # the tunnel may be gone; then there is no one to tell
             if stream.form >= 3:
-                await self._send(
-                    self._message(CONNECTION_RESET, connection.service, stream, connection.connection_id)
-                )
+                reset = self._message(CONNECTION_RESET, connection.service, stream, connection.connection_id)
+                await self._send(encode(reset))
             else:
-                await self._send(self._message(STREAM_RESET, connection.service, stream))
+                await self._send(encode(self._message(STREAM_RESET, connection.service, stream)))
 
     def _forget(self, connection: LocalConnection) -> Stream | None:
         """Close a connection and drop it from its stream; a source drops a stream left empty."""
@@ -306,7 +304,7 @@ class Multiplexer:
             return
         self._end_stream(service)
         with contextlib.suppress(Exception):
-            await self._send(self._message(STREAM_RESET, service, stream))
+            await self._send(encode(self._message(STREAM_RESET, service, stream)))
 
     async def _data(self, service: str, message: Message) -> None:
         stream = self.streams.get(service)
@@ -343,7 +341,7 @@ class Multiplexer:
         stream = Stream(message.streamId, min(form, self.version))
         kind = CONNECTION_RESET if stream.form >= 3 else STREAM_RESET
         with contextlib.suppress(Exception):
-            await self._send(self._message(kind, service, stream, message.connectionId))
+            await self._send(encode(self._message(kind, service, stream, message.connectionId)))
 
     def _connection_reset(self, service: str, message: Message) -> None:
         stream = self.streams.get(service)
@@ -374,7 +372,7 @@ class Multiplexer:
             # V3 guide, "ConnectionStart": an id already in use is an error, answered with its reset.
             self._forget(stream.connections[connection_id])
             with contextlib.suppress(Exception):
-                await self._send(self._message(CONNECTION_RESET, service, stream, connection_id))
+                await self._send(encode(self._message(CONNECTION_RESET, service, stream, connection_id)))
             return
         self._open(service, stream, connection_id)
 

@@ -183,7 +183,7 @@ class LocalProxy:
             self.settings.mode,
             self.services,
             socket.version,
-            socket.send,
+            socket.send_bytes,
             self._stream_ids,
             on_service_ids=self._on_service_ids,
         )

@@ -10,6 +10,7 @@ may carry several messages or part of one, so a reader keeps what is left over f
 """
 
 import struct
+from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
@@ -24,6 +25,7 @@ __all__ = [
     "MessageReader",
     "ProtocolError",
     "encode",
+    "payload_encoder",
 ]
 
 # The guides' limits: a WebSocket frame's payload, a message's payload field, and what a 2-byte length
@@ -32,6 +34,8 @@ MAX_FRAME_PAYLOAD = 131_076
 MAX_MESSAGE_PAYLOAD = 64_512
 MAX_MESSAGE_SIZE = 0xFFFF
 _LENGTH = struct.Struct(">H")
+# Field 4 (payload), wire type 2 (length-delimited).
+_PAYLOAD_TAG = b"\x22"
 
 
 class ProtocolError(ValueError):
@@ -52,6 +56,38 @@ def encode(message: Message) -> bytes:
     if len(message.payload) > MAX_MESSAGE_PAYLOAD:
         raise ProtocolError(f"payload of {len(message.payload)} bytes exceeds {MAX_MESSAGE_PAYLOAD}")
     return _LENGTH.pack(len(body)) + body
+
+
+def payload_encoder(template: Message) -> Callable[[bytes], bytes]:
+    """``encode`` for messages that differ from ``template`` only in their payload (one connection's
+    DATA), without building a ``Message`` per payload: the template's fields, then the payload field.
+    Protobuf readers take fields in any order, so this parses as the message ``encode`` would give.
+
+    >>> template = Message(type=Message.DATA, streamId=3, serviceId="SSH", connectionId=2)
+    >>> wire = payload_encoder(template)(b"ping")
+    >>> (message,) = MessageReader().feed(wire)
+    >>> message.payload, message.streamId, message.connectionId
+    (b'ping', 3, 2)
+    """
+    head = template.SerializeToString()
+
+    def encode_payload(payload: bytes) -> bytes:
+        size = len(payload)
+        if size > MAX_MESSAGE_PAYLOAD:
+            raise ProtocolError(f"payload of {size} bytes exceeds {MAX_MESSAGE_PAYLOAD}")
+        field = _PAYLOAD_TAG + _varint(size)
+        return b"".join((_LENGTH.pack(len(head) + len(field) + size), head, field, payload))
+
+    return encode_payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 class MessageReader:
