@@ -239,6 +239,7 @@ def test_connect_runs_a_client_through_both_services(
     err = capsys.readouterr().err
     assert "listening: SSH on 127.0.0.1:" in err
     assert "connected; forwarding SSH to localhost" in err
+    assert "the device is connected" in err
     assert "the tunnel has ended" in err
     assert "The tunnel was closed" in err
 

@@ -40,6 +40,8 @@ Send = Callable[[bytes], Awaitable[None]]
 # holds up every stream of the tunnel (the protocol has no per-stream flow control), so it is generous.
 _HIGH_WATER = 4 * 1024 * 1024
 _DEFAULT_DESTINATION_HOST = "localhost"
+# A destination that does not answer within this is reported closed (its pending bytes are dropped).
+_CONNECT_TIMEOUT = 10.0
 # Answers to messages for streams this side does not know are sent once per stream and connection.
 _MAX_ANSWERED = 1024
 
@@ -155,14 +157,16 @@ class Multiplexer:
         target = self.services[service]
         host = target.host or _DEFAULT_DESTINATION_HOST
         try:
-            reader, writer = await asyncio.open_connection(host, target.port)
-        except OSError as error:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, target.port), _CONNECT_TIMEOUT
+            )
+        except (OSError, TimeoutError) as error:
             logger.warning(
                 "%s: cannot connect to %s:%d: %s",
                 service or "service",
                 host,
                 target.port,
-                error.strerror or error,
+                getattr(error, "strerror", None) or error or "timed out",
             )
             await self._local_closed(connection)
             return
