@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from cdk_secure_tunnel.testing import ManualClock, TunnelEmulator
+from cdk_secure_tunnel.emulator import ManualClock, TunnelEmulator
 
 from .measure import ROOT, child_environment, median
 

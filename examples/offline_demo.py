@@ -24,8 +24,7 @@ from pathlib import Path
 
 from aws_cdk import App
 from aws_cdk.assertions import Template
-from cdk_secure_tunnel.testing import LocalAws
-from cdk_secure_tunnel.testing.cloudformation import LocalCloudFormation
+from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation
 from thing_with_operator_role import ThingWithOperatorRoleStack
 
 STACK = "ThingWithOperatorRole"

@@ -18,8 +18,16 @@ from dataclasses import replace
 from typing import Any, NotRequired, TypedDict
 
 from . import renewal, tunnels
+from .contract import RENEWS_TAG, REPLACES_TAG
 from .token_secrets import open_and_store, read_documents, refresh_renewal, store_tokens
-from .tunnel_spec import RENEWS_TAG, REPLACES_TAG, Owner, Renewal, TunnelSpec, template_tags
+from .tunnel_spec import (
+    Owner,
+    Renewal,
+    TunnelSpec,
+    destination_changes,
+    replacing_changes,
+    template_tags,
+)
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -64,8 +72,8 @@ def update(event: Event) -> Response:
     if tunnel is None or not tunnel.is_open:
         logger.info("Tunnel %s is closed or gone: opening a replacement", physical_id)
         return _open(spec, owner, owner.tags())
-    if (spec.max_lifetime_minutes, spec.description) != (tunnel.max_lifetime_minutes, tunnel.description):
-        logger.info("Lifetime or description changed: replacing tunnel %s", tunnel.tunnel_id)
+    if changed := replacing_changes(spec, tunnel):
+        logger.info("%s changed: replacing tunnel %s", " and ".join(changed), tunnel.tunnel_id)
         return _open(spec, owner, owner.tags_replacing(tunnel.tunnel_id))
     _update_secrets(tunnel, spec, Renewal(spec, owner, physical_id) if spec.renew else None, documents)
     renewed = tunnel.tunnel_id != physical_id
@@ -171,7 +179,7 @@ def _mode_to_rotate(
     tunnel it opened and closed again. AWS IoT told the thing about that tunnel too, so it must hear of
     this one again.
     """
-    if (spec.thing_name, spec.services) != (tunnel.thing_name, tunnel.services):
+    if destination_changes(spec, tunnel):
         return "ALL"
     held = {mode: documents[arn] for mode, arn in spec.secret_arns().items()}
     stale = {mode for mode, document in held.items() if not _names_tunnel(document, tunnel.tunnel_id)}

@@ -5,8 +5,13 @@ the stack's upkeep function, invoked by an EventBridge Scheduler schedule, opens
 same configuration shortly before the current tunnel ends (or as soon as it finds it closed), writes its
 tokens to the secrets and then closes the old tunnel. Nothing of ours runs between two invocations.
 
->>> on_schedule({"stackId": stack_id, "renewWithinMinutes": "60"})  # doctest: +SKIP
-['a0f3...']
+The schedule's event names the stack; the answer lists the tunnels opened (none, in a stack without
+renewing tunnels):
+
+>>> aws = getfixture("local_aws")  # in a test: local AWS, with boto3's environment set
+>>> stack_id = "arn:aws:cloudformation:us-east-1:123456789012:stack/Pumps/1"
+>>> on_schedule({"stackId": stack_id, "renewWithinMinutes": "60"})
+[]
 
 A replacement carries the resource's identity tags plus ``cdk-secure-tunnel:renews`` with the resource's
 physical id (its first tunnel): that link is how Update finds the current tunnel and Delete closes it.
@@ -18,15 +23,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import aws_clients, tunnels
+from .contract import OWNER_STACK_TAG, RENEW_TAG, RENEWS_TAG, REPLACES_TAG
 from .token_secrets import open_and_store, read_document
-from .tunnel_spec import OWNER_STACK_TAG, RENEWS_TAG, REPLACES_TAG, Owner, Renewal
+from .tunnel_spec import Owner, Renewal
 from .tunnels import OpenedTunnel, Tunnel
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
-
-# Set by the construct on the source secret of each renewing tunnel: how the schedule finds them.
-RENEW_TAG = "cdk-secure-tunnel:renew"
 
 
 class RenewalFailed(Exception):

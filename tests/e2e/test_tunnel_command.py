@@ -30,8 +30,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from cdk_secure_tunnel import cli
 from cdk_secure_tunnel.cli import common
-from cdk_secure_tunnel.testing import LocalAws
-from cdk_secure_tunnel.testing.cloudformation import LocalCloudFormation, tunnel_handler
+from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation
+from tunnel_lambda.rotation import on_rotation
 
 STACK = "ThingWithOperatorRole"
 THING = "gateway-12"
@@ -91,9 +91,6 @@ def device_services() -> Iterator[dict[str, int]]:
 def _rotate_in_process(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, str]]:
     """RotateSecret as Secrets Manager does it: the rotation function's four steps, here in-process (a
     botocore ``before-call`` hook, whose answer stands in for moto's, which cannot invoke the function)."""
-    tunnel_handler()  # puts the packaged Lambda code on sys.path
-    from tunnel_lambda.rotation import on_rotation  # noqa: PLC0415
-
     arn, version = json.loads(params["body"])["SecretId"], str(uuid.uuid4())
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         on_rotation({"Step": step, "SecretId": arn, "ClientRequestToken": version})

@@ -9,10 +9,10 @@ import uuid
 
 import boto3
 import pytest
+from cdk_secure_tunnel.emulator import LocalAws, ManualClock, TunnelEmulator
 from cdk_secure_tunnel.protocol import Message
 from cdk_secure_tunnel.protocol.handshake import SUBPROTOCOL_V1, SUBPROTOCOL_V2, SUBPROTOCOL_V3
-from cdk_secure_tunnel.testing import LocalAws, ManualClock, TunnelEmulator
-from data_plane_support import TIMEOUT, Tunnel, data, describe, open_tunnel, peer, refusal, stream_start
+from support.data_plane import TIMEOUT, Tunnel, data, describe, open_tunnel, peer, refusal, stream_start
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ from contextlib import ExitStack
 import boto3
 import botocore.session
 import pytest
-from cdk_secure_tunnel.emulator.data_plane import DataPlane
+from cdk_secure_tunnel.emulator import DataPlane, LocalAws, ManualClock, TunnelEmulator
 from cdk_secure_tunnel.protocol import MAX_FRAME_PAYLOAD, MAX_MESSAGE_PAYLOAD, Message, encode
-from cdk_secure_tunnel.testing import LocalAws, ManualClock, TunnelEmulator
-from data_plane_support import (
+from support.data_plane import (
     ABNORMAL,
     TIMEOUT,
     Peer,

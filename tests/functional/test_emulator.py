@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from botocore.model import ListShape, Shape, StructureShape
 from cdk_secure_tunnel.protocol.handshake import SUBPROTOCOL_V3
 from cdk_secure_tunnel.testing import LocalAws, ManualClock, TunnelEmulator
-from cdk_secure_tunnel.testing.tunnels import DEFAULT_LIFETIME_MINUTES
+from tunnel_lambda.contract import DEFAULT_LIFETIME_MINUTES
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from test_handler import STACK_ID, event, update
+from support.events import STACK_ID, event, update
+from support.upkeep import create, delete, document, properties
 from tunnel_lambda.custom_resource import on_event
 from tunnel_lambda.renewal import on_schedule
-from upkeep_support import create, delete, document, properties
 
 pytestmark = pytest.mark.usefixtures("local_aws")
 

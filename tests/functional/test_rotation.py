@@ -9,9 +9,9 @@ from typing import Any
 
 import boto3
 import pytest
+from support.upkeep import create, document, properties, rotate, stages
 from tunnel_lambda.renewal import renew_if_due
 from tunnel_lambda.rotation import RotationError
-from upkeep_support import create, document, properties, rotate, stages
 
 pytestmark = pytest.mark.usefixtures("local_aws")
 

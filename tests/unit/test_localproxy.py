@@ -1,4 +1,4 @@
-"""Source and destination proxies end to end through a fake tunneling service (tests/unit/conftest.py).
+"""Source and destination proxies end to end through a fake tunneling service (tests/support).
 
 No test sleeps to wait for a state: each waits on the proxies' events (``ready``, ``online``) or on data.
 """
@@ -22,7 +22,7 @@ from cdk_secure_tunnel.localproxy import (
 )
 from cdk_secure_tunnel.protocol import Message, encode
 from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER
-from fake_service import FakeService, running_fake_service
+from support.fake_service import FakeService, running_fake_service
 
 FAST = RetryPolicy(initial=0.001, maximum=0.01)
 

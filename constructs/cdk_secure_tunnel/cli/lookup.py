@@ -24,8 +24,8 @@ from ..localproxy.errors import NotFound
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-# The tag that ties token secrets to their stack: the construct's STACK_TAG (tunnel_provider.py), which a
-# test keeps equal to this (the construct module imports aws_cdk, which this command must not).
+# The tag that ties token secrets to their stack: tunnel_lambda.contract.OWNER_STACK_TAG, which a test keeps
+# equal to this (the device's distribution carries the command, not the handler's package).
 SECRET_STACK_TAG = "cdk-secure-tunnel:stack-id"  # noqa: S105  (a tag key)
 CLOUDFORMATION_LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
 SECRET_IDS = {"source": "SourceToken", "destination": "DestinationToken"}

@@ -4,10 +4,11 @@ The real endpoint is TLS only; clients that insist on TLS (the reference local p
 emulator by trusting ``ca_file`` (or with host verification off). Keys are ECDSA P-256, generated at start
 in a private temporary directory that ``remove()`` deletes.
 
->>> credentials = ServerCredentials.generate(["127.0.0.1", "localhost"])  # doctest: +SKIP
->>> context = credentials.server_context()  # doctest: +SKIP
->>> credentials.ca_file  # doctest: +SKIP
-'/tmp/cdk-secure-tunnel-tls-.../ca.pem'
+>>> credentials = ServerCredentials.generate(["127.0.0.1", "localhost"])
+>>> context = credentials.server_context()
+>>> Path(credentials.ca_file).name
+'ca.pem'
+>>> credentials.remove()
 """
 
 import ipaddress

@@ -1,37 +1,39 @@
 """TunnelEmulator: a local AWS IoT Secure Tunneling control plane that boto3 talks to unmodified.
 
-Usage (``local_aws``/``tunnel_emulator`` fixtures do the first two steps for pytest)::
+Usage (``local_aws``/``tunnel_emulator`` fixtures start it and set the environment for pytest):
 
-    emulator = TunnelEmulator(clock=ManualClock())
-    os.environ["AWS_ENDPOINT_URL_IOTSECURETUNNELING"] = emulator.start()  # http://127.0.0.1:<port>
-    emulator.data_plane.url  # ws://127.0.0.1:<port>: the tunnels' data plane (see its module)
-    client = boto3.client("iotsecuretunneling")
-    config = {"thingName": "pump-7", "services": ["SSH"]}
-    tunnel_id = client.open_tunnel(destinationConfig=config)["tunnelId"]
-    assert emulator.notifications("pump-7")[0]["clientMode"] == "destination"
-    emulator.clock.advance(hours=12)
-    assert emulator.tunnel(tunnel_id).status == "CLOSED"
-    emulator.stop()
+>>> import boto3
+>>> from cdk_secure_tunnel.emulator import ManualClock
+>>> emulator = TunnelEmulator(clock=ManualClock())
+>>> endpoint = emulator.start()  # http://127.0.0.1:<port>, for AWS_ENDPOINT_URL_IOTSECURETUNNELING
+>>> emulator.data_plane.url.startswith("ws://127.0.0.1:")  # the tunnels' data plane (its module says more)
+True
+>>> client = boto3.client("iotsecuretunneling", endpoint_url=endpoint, region_name="us-east-1",
+...                       aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="example")
+>>> config = {"thingName": "pump-7", "services": ["SSH"]}
+>>> tunnel_id = client.open_tunnel(destinationConfig=config)["tunnelId"]
+>>> emulator.notifications("pump-7")[0]["clientMode"]
+'destination'
+>>> _ = emulator.clock.advance(hours=12)
+>>> emulator.tunnel(tunnel_id).status
+'CLOSED'
+>>> emulator.stop()
 """
 
 import copy
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from ..emulator.data_plane import DataPlane
-from ..emulator.upgrade import Refusal
 from ..protocol.handshake import Mode
-from .clock import Clock, ManualClock, SystemClock
+from .clock import Clock, SystemClock
+from .data_plane import DataPlane
 from .errors import ServiceError
 from .faults import InjectedFailures, RateLimits
-from .tunnels import RequestContext, TunnelStore, TunnelView
-from .validation import service_model, validate, without_sensitive
-
-if TYPE_CHECKING:
-    from .server import EmulatorServer
-
-__all__ = ["Call", "ManualClock", "TunnelEmulator"]
+from .http_server import EmulatorServer
+from .model_validation import service_model, validate, without_sensitive
+from .tunnel_store import RequestContext, TunnelStore, TunnelView
+from .upgrade import Refusal
 
 # Operations after which live data plane connections may have to end.
 _ACTING_ON_CONNECTIONS = frozenset({"CloseTunnel", "RotateTunnelAccessToken"})
@@ -84,11 +86,9 @@ class TunnelEmulator:
     def start(self, port: int = 0, host: str = "127.0.0.1", *, data_port: int = 0, tls: bool = False) -> str:
         """Serve on ``host:port`` (0: any free port) in a background thread, and the data plane on
         ``host:data_port`` (``wss://`` when ``tls``); returns the control plane's endpoint URL."""
-        from .server import EmulatorServer  # noqa: PLC0415  (the HTTP layer is only needed to serve)
-
         if self._server is not None:
             raise RuntimeError(f"The emulator already serves on {self._server.endpoint}")
-        self._server = EmulatorServer(self, host, port)
+        self._server = EmulatorServer(self.handle, host, port)
         self._server.start()
         self.data_plane.start(host, data_port, tls=tls)
         return self._server.endpoint
@@ -132,8 +132,14 @@ class TunnelEmulator:
         ``operation=None`` limits all operations together; ``per_second=None`` removes the limit. ``burst``
         is the bucket's size (default: one second's worth, at least 1).
 
-        >>> emulator.limit_rate("OpenTunnel", per_second=10)  # doctest: +SKIP
-        >>> emulator.limit_rate(None, per_second=None)  # doctest: +SKIP
+        >>> emulator = TunnelEmulator()
+        >>> emulator.limit_rate("OpenTunnel", per_second=1)
+        >>> _ = emulator.handle("OpenTunnel", {})
+        >>> emulator.handle("OpenTunnel", {})
+        Traceback (most recent call last):
+        ...
+        cdk_secure_tunnel.emulator.errors.ServiceError: ThrottlingException: Rate exceeded
+        >>> emulator.limit_rate(None, per_second=None)
         """
         self._check_operation(operation)
         with self._lock:
@@ -152,7 +158,12 @@ class TunnelEmulator:
         The HTTP status defaults to AWS's for that code (400 for client errors such as ThrottlingException,
         500 for InternalFailure, 503 for ServiceUnavailable). Failed calls change no state.
 
-        >>> emulator.fail_next("OpenTunnel", times=2, error="ThrottlingException")  # doctest: +SKIP
+        >>> emulator = TunnelEmulator()
+        >>> emulator.fail_next("OpenTunnel", times=2, error="ThrottlingException")
+        >>> emulator.handle("OpenTunnel", {})
+        Traceback (most recent call last):
+        ...
+        cdk_secure_tunnel.emulator.errors.ServiceError: ThrottlingException: Injected ThrottlingException
         """
         self._check_operation(operation)
         failure = ServiceError(error, message or f"Injected {error}", status)
@@ -163,7 +174,16 @@ class TunnelEmulator:
         """Answer the next call of ``operation`` (``None``: any), and every ``every``-th after it, with
         ``error`` until ``reset()``: ``every=2`` fails every other call.
 
-        >>> emulator.fail_every(None, every=2, error="ThrottlingException")  # doctest: +SKIP
+        >>> emulator = TunnelEmulator()
+        >>> emulator.fail_every(None, every=2, error="ThrottlingException")
+        >>> outcomes = []
+        >>> for _ in range(4):
+        ...     try:
+        ...         outcomes.append(emulator.handle("ListTunnels", {}) and "ok")
+        ...     except ServiceError as error:
+        ...         outcomes.append(error.code)
+        >>> outcomes
+        ['ThrottlingException', 'ok', 'ThrottlingException', 'ok']
         """
         self._check_operation(operation)
         with self._lock:
@@ -202,8 +222,12 @@ class TunnelEmulator:
     def notifications(self, thing_name: str) -> list[dict[str, Any]]:
         """The messages published to ``$aws/things/<thing_name>/tunnels/notify``, oldest first.
 
-        >>> emulator.notifications("pump-7")  # doctest: +SKIP
-        [{'clientAccessToken': '...', 'clientMode': 'destination', 'region': 'us-east-1', 'services': [...]}]
+        >>> emulator = TunnelEmulator()
+        >>> config = {"thingName": "pump-7", "services": ["SSH"]}
+        >>> _ = emulator.handle("OpenTunnel", {"destinationConfig": config})
+        >>> emulator.notifications("pump-7")
+        [{'clientAccessToken': '...', 'clientMode': 'destination', 'region': 'us-east-1',
+          'services': ['SSH']}]
         """
         with self._lock:
             return self._store.notifications(thing_name)
@@ -218,7 +242,10 @@ class TunnelEmulator:
     def calls(self) -> list[Call]:
         """Every request received since the last reset, oldest first, failed and throttled ones included.
 
-        >>> [call.operation for call in emulator.calls]  # doctest: +SKIP
+        >>> emulator = TunnelEmulator()
+        >>> tunnel_id = emulator.handle("OpenTunnel", {})["tunnelId"]
+        >>> _ = emulator.handle("DescribeTunnel", {"tunnelId": tunnel_id})
+        >>> [call.operation for call in emulator.calls]
         ['OpenTunnel', 'DescribeTunnel']
         """
         with self._lock:

@@ -10,18 +10,20 @@ import uuid
 from typing import Any
 
 import boto3
-from test_handler import STACK_ID, event
+from tunnel_lambda.contract import OWNER_STACK_TAG, RENEW_TAG
 from tunnel_lambda.custom_resource import on_event
 from tunnel_lambda.upkeep import handle
 
+from .events import STACK_ID, event
+
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-STACK_TAG = "cdk-secure-tunnel:stack-id"
-RENEW_TAG = "cdk-secure-tunnel:renew"
 
 
 def new_secret(renew: bool = False) -> str:
     """A token secret as the construct creates it: the placeholder value and the stack's tags."""
-    tags = [{"Key": STACK_TAG, "Value": STACK_ID}] + ([{"Key": RENEW_TAG, "Value": "true"}] if renew else [])
+    tags = [{"Key": OWNER_STACK_TAG, "Value": STACK_ID}] + (
+        [{"Key": RENEW_TAG, "Value": "true"}] if renew else []
+    )
     created = boto3.client("secretsmanager").create_secret(
         Name=f"token-{uuid.uuid4().hex[:8]}", SecretString="placeholder", Tags=tags
     )
