@@ -1,4 +1,4 @@
-"""The proxy and the command import nothing from aws_cdk or jsii: a device runs them without Node.js."""
+"""The command runs without aws_cdk or jsii: a device has no Node.js (test_layout checks the imports)."""
 
 import subprocess
 import sys
