@@ -54,6 +54,8 @@ class Results:
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     start_to_listening_s: list[float] = field(default_factory=list)
     emulator_cpu_per_100mb: float = 0.0
+    # The 1-minute load average before and after: the figures depend on what else the cores run.
+    load: tuple[float, float] = (0.0, 0.0)
     effort: Effort = QUICK
 
     @property
@@ -152,6 +154,7 @@ def measure(effort: Effort) -> Results:
     import boto3  # noqa: PLC0415  (only this benchmark needs it)
 
     results = Results(effort=effort)
+    load_before = os.getloadavg()[0]
     base = child_environment({"PYTHONUNBUFFERED": "1"})
     with _process([sys.executable, "-m", "cdk_secure_tunnel.testing"], base) as emulator:
         assert emulator.stdout is not None
@@ -206,6 +209,7 @@ def measure(effort: Effort) -> Results:
                                 "emulator": emulator.pid,
                             }
                             _measure_traffic(results, effort, (listen_port, target_port), pids)
+    results.load = (load_before, os.getloadavg()[0])
     return results
 
 

@@ -63,7 +63,9 @@ def table(results: Results) -> Table:
         "Peak RSS: VmHWM after all runs. Start to listening: from starting `connect` (Python start-up, "
         "boto3, reading the secret, the WebSocket handshake) to its `listening:` line.",
         "All five processes share the machine's cores (see Machine), so the tunnel's MB/s is bounded by "
-        "whichever of them is busiest: compare MB per CPU second.",
+        "whichever of them is busiest: compare MB per CPU second. The 1-minute load average was "
+        f"{results.load[0]:.1f} before and {results.load[1]:.1f} after (other work on the same cores): "
+        "wall-clock figures (MB/s, round trips, start-up) move with it, CPU seconds much less.",
     ]
     return built
 
