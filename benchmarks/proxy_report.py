@@ -57,7 +57,7 @@ def table(results: Results) -> Table:
     built.add(f"connect: start to listening, s (median of {len(starts)})", f"{median(starts):.2f}", "-")
     effort = results.effort
     built.notes += [
-        f"{effort.bulk_mb} MB each way of measuring bulk (1 MB = 10^6 bytes), sent client -> target, timed "
+        f"{effort.bulk_mb} MB in each bulk run (1 MB = 10^6 bytes), sent client -> target, timed "
         f"until the target acknowledges the last byte; {effort.round_trips} round trips after 50 warm-up.",
         "CPU seconds: each process's user + system time (/proc) over both bulk runs, per 100 MB relayed. "
         "Peak RSS: VmHWM after all runs. Start to listening: from starting `connect` (Python start-up, "
