@@ -69,6 +69,12 @@ async def round_trip(port: int, data: bytes) -> bytes:
     return received
 
 
+def ssh_pair(service: FakeService, port: int) -> tuple[LocalProxy, LocalProxy]:
+    """A destination forwarding SSH to ``port`` and a source listening for it on a free port."""
+    destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, port)}))
+    return destination, LocalProxy(settings(service, "source", {"SSH": Target(None, 0)}))
+
+
 async def ready(*proxies: LocalProxy) -> None:
     await asyncio.gather(*(proxy.ready.wait() for proxy in proxies))
 
@@ -117,8 +123,7 @@ def test_v1_source_and_destination_carry_one_unnamed_service() -> None:
 def test_a_dropped_connection_comes_back_with_the_same_tokens() -> None:
     async def scenario() -> None:
         async with running_fake_service(services=("SSH",)) as service, echo_server() as port:
-            destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, port)}))
-            source = LocalProxy(settings(service, "source", {"SSH": Target(None, 0)}))
+            destination, source = ssh_pair(service, port)
             async with running(destination, source):
                 await ready(source, destination)
                 assert await round_trip(source.ports["SSH"], b"before") == b"before"
@@ -206,8 +211,7 @@ def test_a_refused_token_is_replaced_once_by_refresh_token() -> None:
 def test_a_tunnel_closed_under_a_live_session_ends_both_sides() -> None:
     async def scenario() -> None:
         async with running_fake_service(services=("SSH",)) as service, echo_server() as port:
-            destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, port)}))
-            source = LocalProxy(settings(service, "source", {"SSH": Target(None, 0)}))
+            destination, source = ssh_pair(service, port)
             async with running(destination, source) as tasks:
                 await ready(source, destination)
                 await service.close_tunnel()
@@ -234,8 +238,7 @@ def test_services_that_do_not_match_the_tunnel_stop_the_proxy() -> None:
 def test_a_malformed_message_costs_streams_not_the_proxy() -> None:
     async def scenario() -> None:
         async with running_fake_service(services=("SSH",)) as service, echo_server() as port:
-            destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, port)}))
-            source = LocalProxy(settings(service, "source", {"SSH": Target(None, 0)}))
+            destination, source = ssh_pair(service, port)
             async with running(destination, source):
                 await ready(source, destination)
                 reader, writer = await asyncio.open_connection("127.0.0.1", source.ports["SSH"])
@@ -255,8 +258,7 @@ def test_a_malformed_message_costs_streams_not_the_proxy() -> None:
 def test_the_token_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         async with running_fake_service(services=("SSH",)) as service, echo_server() as port:
-            destination = LocalProxy(settings(service, "destination", {"SSH": Target(None, port)}))
-            source = LocalProxy(settings(service, "source", {"SSH": Target(None, 0)}))
+            destination, source = ssh_pair(service, port)
             async with running(destination, source):
                 await ready(source, destination)
                 assert await round_trip(source.ports["SSH"], b"x") == b"x"
