@@ -76,9 +76,7 @@ def update(event: Event) -> Response:
         logger.info("%s changed: replacing tunnel %s", " and ".join(changed), tunnel.tunnel_id)
         return _open(spec, owner, owner.tags_replacing(tunnel.tunnel_id))
     _update_secrets(tunnel, spec, Renewal(spec, owner, physical_id) if spec.renew else None, documents)
-    renewed = tunnel.tunnel_id != physical_id
-    owner_tags = owner.tags_renewing(physical_id) if renewed else owner.tags()
-    tunnels.sync_tags(tunnel, {**spec.tags, **owner_tags})
+    tunnels.sync_tags(tunnel, spec.tags)
     # Ref and TunnelArn keep naming the resource's first tunnel; the secrets name the current one.
     return _answer(physical_id, tunnel.tunnel_arn.rpartition("/")[0] + "/" + physical_id)
 

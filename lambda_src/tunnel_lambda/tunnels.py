@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from . import aws_clients
 from .contract import DEFAULT_LIFETIME_MINUTES
-from .tunnel_spec import Destination, TunnelSpec, destination_config
+from .tunnel_spec import Destination, TunnelSpec, destination_config, template_tags
 
 if TYPE_CHECKING:
     from mypy_boto3_iotsecuretunneling.type_defs import TunnelTypeDef
@@ -159,9 +159,15 @@ def rotate(tunnel_id: str, mode: ClientMode, destination: Destination) -> dict[s
 
 
 def sync_tags(tunnel: Tunnel, desired: Mapping[str, str]) -> None:
-    """Make the tunnel's tags equal ``desired``, with one call for what to set and one for what to drop."""
-    stale = sorted(set(tunnel.tags) - set(desired))
-    changed = {key: value for key, value in desired.items() if tunnel.tags.get(key) != value}
+    """Make the tunnel's template tags equal ``desired``: one call for what to set, one for what to drop.
+
+    The handler's own tags (owner, replaces, renews) are set by OpenTunnel for the tunnel's whole life and
+    never touched here: the IAM policy refuses TagResource and UntagResource on them, so that no role can
+    adopt a tunnel into a stack, or take one out of it, by retagging.
+    """
+    current, wanted = template_tags(tunnel.tags), template_tags(desired)
+    stale = sorted(set(current) - set(wanted))
+    changed = {key: value for key, value in wanted.items() if current.get(key) != value}
     client = aws_clients.tunneling()
     if stale:
         client.untag_resource(resourceArn=tunnel.tunnel_arn, tagKeys=stale)

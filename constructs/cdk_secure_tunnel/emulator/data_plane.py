@@ -3,14 +3,28 @@ tunnel's source and destination, as the protocol guides describe the service
 (aws-samples/aws-iot-securetunneling-localproxy: V1/V2/V3WebSocketProtocolGuide.md, docs/COMPATIBILITY.md,
 docs/MULTIPLEXING.md, docs/SECURITY.md). Any conforming client works against it unmodified.
 
-Usage (``LocalAws`` and the pytest fixtures start it with the control plane)::
+Usage (``LocalAws`` and the pytest fixtures start it with the control plane):
 
-    emulator = TunnelEmulator(clock=ManualClock())
-    emulator.start()                    # control plane and data plane (tls=True for wss://)
-    plane = emulator.data_plane
-    plane.url                           # ws://127.0.0.1:PORT, also in CDK_SECURE_TUNNEL_DATA_ENDPOINT
-    plane.endpoint                      # 127.0.0.1:PORT, for the reference proxy's -e
-    plane.ca_file                       # with TLS: the CA a client trusts (None without TLS)
+>>> from cdk_secure_tunnel.emulator import ManualClock, TunnelEmulator
+>>> from websockets.sync.client import connect
+>>> emulator = TunnelEmulator(clock=ManualClock())
+>>> _ = emulator.start()  # control plane and data plane (tls=True for wss://)
+>>> plane = emulator.data_plane
+>>> plane.url == f"ws://{plane.endpoint}"  # the URL is in CDK_SECURE_TUNNEL_DATA_ENDPOINT; -e takes endpoint
+True
+>>> plane.ca_file is None  # with TLS: the CA a client trusts
+True
+>>> tunnel = emulator.handle("OpenTunnel", {"destinationConfig": {"services": ["SSH"]}})
+>>> with connect(
+...     f"{plane.url}/tunnel?local-proxy-mode=source",
+...     subprotocols=["aws.iot.securetunneling-3.0"],
+...     additional_headers={"access-token": tunnel["sourceAccessToken"]},
+... ) as source:
+...     plane.wait_for(lambda: plane.connected(tunnel["tunnelId"], "source"))
+True
+>>> [(record.type, record.service_ids) for record in plane.log(tunnel["tunnelId"])]
+[('SERVICE_IDS', ('SSH',))]
+>>> emulator.stop()
 
 Reference local proxy against it: ``AWSIOT_TUNNEL_ACCESS_TOKEN=... localproxy -e 127.0.0.1:PORT -s 5555``
 (TLS: start with ``tls=True`` / ``--tls`` and give ``-c`` a directory holding ``ca_file``, rehashed with

@@ -39,7 +39,8 @@ FORBIDDEN_TYPES = {
     Message.SESSION_RESET: "only the service sends SESSION_RESET",
     Message.SERVICE_IDS: "only the service sends SERVICE_IDS",
 }
-KNOWN_TYPES = frozenset(Message.Type.values())
+_TYPE_NAMES = {number: name for name, number in Message.Type.items()}
+KNOWN_TYPES = frozenset(_TYPE_NAMES)
 
 
 def other(mode: Mode) -> Mode:
@@ -47,7 +48,7 @@ def other(mode: Mode) -> Mode:
 
 
 def type_name(message_type: int) -> str:
-    return Message.Type.Name(message_type) if message_type in KNOWN_TYPES else f"TYPE_{message_type}"
+    return _TYPE_NAMES.get(message_type) or f"TYPE_{message_type}"
 
 
 class LoggedMessage(NamedTuple):
@@ -70,15 +71,16 @@ class LoggedMessage(NamedTuple):
 
 
 def logged(origin: str, message: Message, delivered_to: str | None) -> LoggedMessage:
+    # Positional: this runs for every relayed message.
     return LoggedMessage(
-        origin=origin,
-        delivered_to=delivered_to,
-        type=type_name(message.type),
-        stream_id=message.streamId,
-        connection_id=message.connectionId,
-        service_id=message.serviceId,
-        payload_size=len(message.payload),
-        service_ids=tuple(message.availableServiceIds),
+        origin,
+        type_name(message.type),
+        message.streamId,
+        message.connectionId,
+        message.serviceId,
+        len(message.payload),
+        tuple(message.availableServiceIds) if message.availableServiceIds else (),
+        delivered_to,
     )
 
 
