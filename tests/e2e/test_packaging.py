@@ -57,6 +57,15 @@ def test_installed_wheel_synthesizes_outside_the_repository(installed_wheel: Pat
 
 
 @pytest.mark.slow
+def test_installed_wheel_has_the_tunnel_command(installed_wheel: Path, tmp_path: Path) -> None:
+    script = installed_wheel.parent / "cdk-secure-tunnel"
+    completed = subprocess.run(
+        [script, "--version"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.startswith("cdk-secure-tunnel 0.")
+
+
+@pytest.mark.slow
 def test_installed_wheel_imports_the_handler_from_its_asset_root(
     installed_wheel: Path, tmp_path: Path
 ) -> None:

@@ -34,12 +34,15 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
         from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
+        shown = f"{PROGRAM} (not installed)"
         for distribution in ("cdk-secure-tunnel", "cdk-secure-tunnel-proxy"):
             try:
-                parser.exit(message=f"{PROGRAM} {version(distribution)} ({distribution})\n")
+                shown = f"{PROGRAM} {version(distribution)} ({distribution})"
+                break
             except PackageNotFoundError:
                 continue
-        parser.exit(message=f"{PROGRAM} (not installed)\n")
+        print(shown)  # on stdout, as argparse's own version action does
+        parser.exit()
 
 
 def parser() -> argparse.ArgumentParser:
