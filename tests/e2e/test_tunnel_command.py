@@ -304,8 +304,9 @@ def test_the_device_reconnects_after_its_network_drops(
     with running_device(deployed, device_services, tmp_path) as device:
         source, ports = _listening(deployed)
         assert _round_trip(ports["SSH"], b"before the drop") == b"before the drop"
+        deployed.plane.refuse_handshakes(times=1, status=503)  # and the service is briefly unavailable
         assert deployed.plane.drop(deployed.tunnel_id, "destination")
-        deployed.wait_connected("destination")  # back, with the same token and client token
+        deployed.wait_connected("destination")  # back after a backoff, with the same token and client token
         assert _round_trip(ports["SSH"], b"after the drop") == b"after the drop"
         assert device.is_alive()
         deployed.cloudformation.destroy()

@@ -67,6 +67,19 @@ def test_backoff_doubles_to_its_cap_with_jitter_between_half_and_all() -> None:
     assert [policy.delay(attempt, 0.0) for attempt in (1, 2, 5)] == [0.5, 1.0, 4.0]
 
 
+def test_destination_client_type_in_the_reference_proxys_words() -> None:
+    settings = ProxySettings(mode="source", access_token="t", endpoint="ws://x", destination_client_type="V1")
+    assert settings.version == 1
+    with pytest.raises(ConfigurationError, match="a source takes V1, V2 or V3"):
+        ProxySettings(
+            mode="destination",
+            access_token="t",
+            endpoint="ws://x",
+            services={"": Target(None, 22)},
+            destination_client_type="V1",
+        )
+
+
 def test_the_token_stays_out_of_repr() -> None:
     settings = ProxySettings(mode="source", access_token="SECRET-TOKEN", endpoint="ws://x")
     assert "SECRET-TOKEN" not in repr(settings)

@@ -39,6 +39,7 @@ _SERVICE_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _MAX_PORT = 65535
 
 Version = Literal[1, 2, 3]
+_CLIENT_TYPES: dict[str, Version] = {"V1": 1, "V2": 2, "V3": 3}
 
 
 class Target(NamedTuple):
@@ -159,7 +160,8 @@ class ProxySettings:
     - ``services``: the mapping (see ``parse_services``); a source may leave services out, which then
       listen on free ports.
     - ``version``: the protocol spoken; a source talking to a V1 device (AWS IoT Device Client,
-      Greengrass) needs 1, as the reference proxy's ``--destination-client-type V1``.
+      Greengrass) needs 1. ``destination_client_type="V1"`` (or ``"V2"``) says the same in the reference
+      proxy's words (``--destination-client-type V1``), for a source only.
     - ``client_token``: sent with the handshake so a dropped connection can reconnect with the same
       access token (None: send none, and the token is spent by the first connection).
     """
@@ -181,8 +183,16 @@ class ProxySettings:
     verify_host: bool = True
     # How long to wait for the service's SERVICE_IDS before using the mapping as given.
     service_ids_timeout: float = 5.0
+    destination_client_type: Literal["V1", "V2", "V3"] | None = None
 
     def __post_init__(self) -> None:
+        if self.destination_client_type is not None:
+            if self.mode != "source" or self.destination_client_type not in _CLIENT_TYPES:
+                raise ConfigurationError(
+                    f"destination_client_type: got {self.destination_client_type!r} for a {self.mode}; "
+                    "a source takes V1, V2 or V3"
+                )
+            object.__setattr__(self, "version", _CLIENT_TYPES[self.destination_client_type])
         if self.mode not in MODES:
             raise ConfigurationError(f"mode: got {self.mode!r}; expected one of {', '.join(MODES)}")
         if not self.access_token:
