@@ -105,6 +105,7 @@ class Multiplexer:
         self.streams: dict[str, Stream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._answered: set[tuple[str, int, int]] = set()
+        self._warned_unrouted = False
         self.closed = False
 
     # -- names on the wire -------------------------------------------------------------------------------
@@ -262,7 +263,13 @@ class Multiplexer:
             return
         service = self._service_of(message)
         if service is None:
-            logger.debug("dropped a message for unknown service %r", message.serviceId)
+            if not self._warned_unrouted:
+                self._warned_unrouted = True
+                logger.warning(
+                    "dropped messages the peer sent for %s; this side serves %s",
+                    repr(message.serviceId) if message.serviceId else "no service (a V1 peer)",
+                    ", ".join(self.services) or "nothing",
+                )
             return
         await self._stream_message(kind, service, message)
 
