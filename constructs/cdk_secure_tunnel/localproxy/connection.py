@@ -45,7 +45,15 @@ _DETAIL_CHARS = 200
 
 
 class Retryable(Exception):
-    """The connection failed or dropped in a way a later attempt may not: network errors, 5xx, timeouts."""
+    """The connection failed or dropped in a way a later attempt may not: network errors, 5xx, timeouts.
+
+    ``orderly`` when the service closed the connection with a close frame (it does so when the tunnel
+    closes): reconnecting then tells whether the tunnel is gone, which is worth no warning by itself.
+    """
+
+    def __init__(self, reason: str, *, orderly: bool = False) -> None:
+        super().__init__(reason)
+        self.orderly = orderly
 
 
 def subprotocols(version: int) -> list[Subprotocol]:
@@ -164,7 +172,7 @@ class TunnelSocket:
             raise Retryable(f"the connection to the service closed: {error}") from None
         rcvd = self.websocket.protocol.close_rcvd
         reason = f"code {rcvd.code} {rcvd.reason}".strip() if rcvd else "no close frame"
-        raise Retryable(f"the service closed the connection ({reason})")
+        raise Retryable(f"the service closed the connection ({reason})", orderly=rcvd is not None)
 
     async def close(self) -> None:
         await self.websocket.close()

@@ -208,7 +208,7 @@ class LocalProxy:
                 error = reading.exception()
                 if isinstance(error, Retryable):
                     self._last_drop = str(error)
-                    logger.warning("%s; reconnecting", error)
+                    logger.log(logging.INFO if error.orderly else logging.WARNING, "%s; reconnecting", error)
                 elif error is not None:
                     errors.append(error)
         finally:
