@@ -10,7 +10,7 @@ WHEEL_DIR ?= dist
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: setup app synth test lint bench wheel clean protocol
+.PHONY: setup app synth test lint bench wheel proxy-wheel demo clean protocol
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -49,6 +49,15 @@ $(BUILD_VENV)/bin/python:
 wheel: $(BUILD_VENV)/bin/python
 	$(BUILD_VENV)/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(WHEEL_DIR) .
 	@ls $(WHEEL_DIR)/cdk_secure_tunnel-*.whl
+
+# The device's distribution, cdk-secure-tunnel-proxy: the local proxy and the command without the CDK.
+proxy-wheel: $(BUILD_VENV)/bin/python
+	$(BUILD_VENV)/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(WHEEL_DIR) packaging/proxy
+	@ls $(WHEEL_DIR)/cdk_secure_tunnel_proxy-*.whl
+
+# Bytes through a tunnel with no AWS account: deploy an example stack to local AWS, run both proxies.
+demo: setup
+	python examples/offline_demo.py
 
 # The generated protobuf module is committed; regenerate it after editing message.proto.
 protocol: setup

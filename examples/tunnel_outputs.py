@@ -6,22 +6,20 @@ from cdk_secure_tunnel import SecureTunnel
 from constructs import Construct
 
 
-def add_tunnel_outputs(
-    scope: Construct, tunnel: SecureTunnel, *, destination_client_type: str | None = None
-) -> None:
+def add_tunnel_outputs(scope: Construct, tunnel: SecureTunnel) -> None:
     CfnOutput(scope, "TunnelId", value=tunnel.tunnel_id, description="The tunnel CloudFormation opened")
     CfnOutput(scope, "SourceTokenSecretArn", value=tunnel.source_token_secret.secret_arn)
     CfnOutput(
         scope,
         "ConnectCommand",
         description="Connects to the device (rotates the secret once if its token was spent)",
-        value=tunnel.connect_command(destination_client_type=destination_client_type),
+        value=tunnel.connect_command(),
     )
     CfnOutput(
         scope,
         "LocalProxyCommand",
         description="The same with the reference local proxy; a token connects once: rotate the secret",
-        value=tunnel.localproxy_command(destination_client_type=destination_client_type),
+        value=tunnel.localproxy_command(),
     )
     if tunnel.destination_token_secret is not None:
         CfnOutput(scope, "DestinationTokenSecretArn", value=tunnel.destination_token_secret.secret_arn)

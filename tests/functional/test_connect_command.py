@@ -118,8 +118,8 @@ def test_every_example_prints_the_command(example_templates: dict[str, dict[str,
         assert '-r <{"Ref": "AWS::Region"}>' in recipe, name
     services = example_templates["ServicesWithKmsKey"]["Outputs"]["LocalProxyCommand"]["Value"]
     assert _text(services).endswith("-s SSH=5555,RDP=5556,HTTP=5557")
-    device_client = example_templates["ThingWithOperatorRole"]["Outputs"]["LocalProxyCommand"]["Value"]
-    assert _text(device_client).endswith("-s 5555 --destination-client-type V1")
+    two = example_templates["ThingWithOperatorRole"]["Outputs"]["ConnectCommand"]["Value"]
+    assert _text(two).endswith("--services SSH=5555,HTTP=5556")
 
 
 def test_the_token_reaches_the_proxys_environment_and_never_its_argv(tmp_path: Path) -> None:
