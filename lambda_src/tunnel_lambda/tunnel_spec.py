@@ -10,6 +10,9 @@ lenient about types and ignores keys it does not know.
 (120, {'services': ['SSH']})
 """
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +30,16 @@ REPLACES_TAG = f"{HANDLER_TAG_PREFIX}replaces"
 # On a tunnel opened by renewal: the resource's physical id (its first tunnel). Update and Delete act on
 # the tunnel the source secret names only when it carries this link.
 RENEWS_TAG = f"{HANDLER_TAG_PREFIX}renews"
+# On a tunnel opened by a custom resource request: its RequestId. A request delivered twice (the provider
+# framework's invocation retried) finds the tunnel the first delivery opened instead of opening another.
+REQUEST_TAG = f"{HANDLER_TAG_PREFIX}request-id"
+# On every tunnel: the SHA-256 of the resource's binding nonce, which only its token secrets hold (the
+# ``bindingNonce`` field). Rotation and renewal act on a tunnel only for a secret that holds the nonce, so a
+# secret someone else tagged with this stack's id cannot have this stack's tunnel rotated into it. Set at
+# OpenTunnel only: tags with the handler's prefix cannot be changed later (see the README's security notes).
+BINDING_TAG = f"{HANDLER_TAG_PREFIX}binding"
+# Where the token documents keep the nonce.
+BINDING_FIELD = "bindingNonce"
 
 
 class Destination(Protocol):
@@ -50,6 +63,32 @@ def destination_config(destination: Destination) -> dict[str, Any]:
 def template_tags(tags: Mapping[str, str]) -> dict[str, str]:
     """A tunnel's tags less the handler's own: the tags its template asked for."""
     return {key: value for key, value in tags.items() if not key.startswith(HANDLER_TAG_PREFIX)}
+
+
+def new_nonce() -> str:
+    """A fresh binding nonce for a resource's first tunnel (see ``BINDING_TAG``)."""
+    return secrets.token_urlsafe(32)
+
+
+def binding_tags(nonce: str | None) -> dict[str, str]:
+    """The tag that binds a new tunnel to the secrets holding ``nonce``; none for a tunnel without one."""
+    return {BINDING_TAG: hashlib.sha256(nonce.encode()).hexdigest()} if nonce else {}
+
+
+def is_bound(tags: Mapping[str, str], nonce: str | None) -> bool:
+    """Whether a tunnel with ``tags`` belongs to the secrets whose documents hold ``nonce``.
+
+    A tunnel opened before binding existed carries no binding tag and its secrets no nonce: it is accepted
+    until it ends (12 hours at most), as the only way to keep renewing what an older version deployed.
+
+    >>> is_bound(binding_tags("n"), "n"), is_bound(binding_tags("n"), "m"), is_bound({}, None)
+    (True, False, True)
+    """
+    expected = binding_tags(nonce).get(BINDING_TAG)
+    actual = tags.get(BINDING_TAG)
+    if expected is None or actual is None:
+        return expected is None and actual is None
+    return hmac.compare_digest(expected, actual)
 
 
 @dataclass(frozen=True)

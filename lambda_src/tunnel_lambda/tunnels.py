@@ -5,7 +5,7 @@ writes straight to Secrets Manager; nothing here logs a response.
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from . import aws_clients
-from .tunnel_spec import Destination, TunnelSpec, destination_config
+from .tunnel_spec import HANDLER_TAG_PREFIX, Destination, TunnelSpec, destination_config
 
 if TYPE_CHECKING:
     from mypy_boto3_iotsecuretunneling.type_defs import TunnelTypeDef
@@ -50,6 +50,7 @@ class Tunnel(TunnelRef):
     services: tuple[str, ...]
     max_lifetime_minutes: int
     tags: Mapping[str, str]
+    created_at: datetime
 
     @classmethod
     def from_description(cls, tunnel: "TunnelTypeDef") -> "Tunnel":
@@ -65,6 +66,7 @@ class Tunnel(TunnelRef):
             services=tuple(destination.get("services", ())),
             max_lifetime_minutes=lifetime,
             tags={tag["key"]: tag["value"] for tag in tunnel.get("tags", ())},
+            created_at=created_at,
             expires_at=created_at + timedelta(minutes=lifetime),
         )
 
@@ -129,6 +131,31 @@ def close(tunnel_id: str) -> None:
             raise
 
 
+@dataclass(frozen=True)
+class Summary:
+    """An open tunnel as ListTunnels shows it: no tags, so whose it is takes a DescribeTunnel."""
+
+    tunnel_id: str
+    description: str | None
+
+
+def open_tunnels() -> Iterator[Summary]:
+    """Every open tunnel of the account in this region, newest first.
+
+    ListTunnels has no botocore paginator: pages are followed through nextToken.
+    """
+    client = aws_clients.tunneling()
+    arguments: dict[str, object] = {"maxResults": 100}
+    while True:
+        response = client.list_tunnels(**arguments)  # type: ignore[arg-type]
+        for summary in response.get("tunnelSummaries", ()):
+            if summary.get("status") == "OPEN":
+                yield Summary(summary["tunnelId"], summary.get("description") or None)
+        if not response.get("nextToken"):
+            return
+        arguments["nextToken"] = response["nextToken"]
+
+
 def client_mode(modes: Iterable[str]) -> ClientMode:
     """The one rotation that renews the tokens of ``modes``: SOURCE, DESTINATION or both."""
     return _CLIENT_MODES[frozenset(modes)]
@@ -158,8 +185,14 @@ def rotate(tunnel_id: str, mode: ClientMode, destination: Destination) -> dict[s
 
 
 def sync_tags(tunnel: Tunnel, desired: Mapping[str, str]) -> None:
-    """Make the tunnel's tags equal ``desired``, with one call for what to set and one for what to drop."""
-    stale = sorted(set(tunnel.tags) - set(desired))
+    """Make the tunnel's tags equal ``desired``, with one call for what to set and one for what to drop.
+
+    The handler's own tags that ``desired`` does not name (the binding, the request id, the tunnel a
+    replacement replaced) are set at OpenTunnel for the tunnel's whole life: they are never dropped.
+    """
+    stale = sorted(
+        key for key in tunnel.tags if key not in desired and not key.startswith(HANDLER_TAG_PREFIX)
+    )
     changed = {key: value for key, value in desired.items() if tunnel.tags.get(key) != value}
     client = aws_clients.tunneling()
     if stale:

@@ -121,8 +121,8 @@ def test_finish_fails_and_leaves_nothing_pending_if_the_tunnel_changed_after_the
     arn = props["SourceTokenSecretArn"]
     version = rotate(arn, steps=("createSecret", "setSecret", "testSecret"))
     if meanwhile == "renewed":
-        in_two_hours = datetime.fromtimestamp(tunnel_emulator.clock.now(), UTC) + timedelta(hours=2)
-        renew_if_due(arn, deadline=in_two_hours)
+        now = datetime.fromtimestamp(tunnel_emulator.clock.now(), UTC)
+        renew_if_due(arn, now, within=timedelta(hours=2))
     else:
         boto3.client("iotsecuretunneling").close_tunnel(tunnelId=first_id)
     before = document(arn)

@@ -74,6 +74,8 @@ def document(secret_arn: str, **version: str) -> dict[str, Any]:
 
 
 def stages(secret_arn: str) -> list[str]:
-    """Every staging label on the secret's versions, sorted."""
+    """Every Secrets Manager staging label (AWS...) on the secret's versions, sorted; the handler's own
+    label on the version it last wrote is left out."""
     described = boto3.client("secretsmanager").describe_secret(SecretId=secret_arn)
-    return sorted(label for labels in described["VersionIdsToStages"].values() for label in labels)
+    labels = (label for labels in described["VersionIdsToStages"].values() for label in labels)
+    return sorted(label for label in labels if label.startswith("AWS"))
