@@ -7,11 +7,13 @@ with ``{"Step", "SecretId", "ClientRequestToken"}``.
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from test_handler import STACK_ID, event
 from tunnel_lambda.custom_resource import on_event
+from tunnel_lambda.renewal import on_schedule
 from tunnel_lambda.upkeep import handle
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -55,6 +57,22 @@ def create(props: dict[str, Any]) -> str:
 
 def delete(props: dict[str, Any], physical_id: str) -> None:
     on_event(event("Delete", props, PhysicalResourceId=physical_id))
+
+
+def update(physical_id: str, new: dict[str, Any], old: dict[str, Any]) -> str:
+    """Update the resource through the handler; returns the physical id it answers."""
+    response = on_event(event("Update", new, PhysicalResourceId=physical_id, OldResourceProperties=old))
+    return str(response["PhysicalResourceId"])
+
+
+def run_schedule(emulator: Any, within_minutes: int = 60, interval_minutes: int = 50) -> list[str]:
+    """One run of the renewal schedule as the construct configures it for 60-minute tunnels."""
+    schedule = {
+        "stackId": STACK_ID,
+        "renewWithinMinutes": str(within_minutes),
+        "intervalMinutes": str(interval_minutes),
+    }
+    return on_schedule(schedule, now=datetime.fromtimestamp(emulator.clock.now(), UTC))
 
 
 def rotate(secret_arn: str, steps: tuple[str, ...] = STEPS, version: str | None = None) -> str:
