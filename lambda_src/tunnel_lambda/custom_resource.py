@@ -130,9 +130,7 @@ def _update(event: Event) -> Response:
     _update_secrets(
         tunnel, spec, Renewal(spec, owner, physical_id) if spec.renew else None, stored, bound_nonce
     )
-    renewed = tunnel.tunnel_id != physical_id
-    owner_tags = owner.tags_renewing(physical_id) if renewed else owner.tags()
-    tunnels.sync_tags(tunnel, {**spec.tags, **owner_tags})
+    tunnels.sync_tags(tunnel, spec.tags)
     # Ref and TunnelArn keep naming the resource's first tunnel; the secrets name the current one.
     return _answer(physical_id, tunnel.tunnel_arn.rpartition("/")[0] + "/" + physical_id)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from . import aws_clients
-from .tunnel_spec import HANDLER_TAG_PREFIX, Destination, TunnelSpec, destination_config
+from .tunnel_spec import Destination, TunnelSpec, destination_config, template_tags
 
 if TYPE_CHECKING:
     from mypy_boto3_iotsecuretunneling.type_defs import TunnelTypeDef
@@ -185,15 +185,15 @@ def rotate(tunnel_id: str, mode: ClientMode, destination: Destination) -> dict[s
 
 
 def sync_tags(tunnel: Tunnel, desired: Mapping[str, str]) -> None:
-    """Make the tunnel's tags equal ``desired``, with one call for what to set and one for what to drop.
+    """Make the tunnel's template tags equal ``desired``: one call for what to set, one for what to drop.
 
-    The handler's own tags that ``desired`` does not name (the binding, the request id, the tunnel a
-    replacement replaced) are set at OpenTunnel for the tunnel's whole life: they are never dropped.
+    The handler's own tags (owner, replaces, renews) are set by OpenTunnel for the tunnel's whole life and
+    never touched here: the IAM policy refuses TagResource and UntagResource on them, so that no role can
+    adopt a tunnel into a stack, or take one out of it, by retagging.
     """
-    stale = sorted(
-        key for key in tunnel.tags if key not in desired and not key.startswith(HANDLER_TAG_PREFIX)
-    )
-    changed = {key: value for key, value in desired.items() if tunnel.tags.get(key) != value}
+    current, wanted = template_tags(tunnel.tags), template_tags(desired)
+    stale = sorted(set(current) - set(wanted))
+    changed = {key: value for key, value in wanted.items() if current.get(key) != value}
     client = aws_clients.tunneling()
     if stale:
         client.untag_resource(resourceArn=tunnel.tunnel_arn, tagKeys=stale)

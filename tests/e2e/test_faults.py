@@ -223,6 +223,9 @@ def test_open_tunnel_limit_reached(tunnel_emulator: TunnelEmulator) -> None:
 
 
 def test_tags_removed_by_hand(tunnel_emulator: TunnelEmulator) -> None:
+    """The README's recipe: a tunnel whose owner tags were removed is re-tagged by hand (the stack's
+    policy lets no role set them: on AWS the stack could not even describe it), then the stack manages it
+    again; the template's own tags converge on the next update."""
     before, after = template_with(**TEMPLATE), template_with(**{**TEMPLATE, "tags": {"team": "ops"}})
     cloudformation = LocalCloudFormation()
     cloudformation.deploy(before)
@@ -230,7 +233,9 @@ def test_tags_removed_by_hand(tunnel_emulator: TunnelEmulator) -> None:
     tunnel_id = cloudformation.physical_id(logical_id)
     client = boto3.client("iotsecuretunneling")
     arn = client.describe_tunnel(tunnelId=tunnel_id)["tunnel"]["tunnelArn"]
-    client.untag_resource(resourceArn=arn, tagKeys=list(tunnel_emulator.tunnel(tunnel_id).tags))
+    owner_tags = dict(tunnel_emulator.tunnel(tunnel_id).tags)
+    client.untag_resource(resourceArn=arn, tagKeys=list(owner_tags))
+    client.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in owner_tags.items()])
 
     cloudformation.deploy(after)
     assert cloudformation.physical_id(logical_id) == tunnel_id

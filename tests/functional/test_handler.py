@@ -180,12 +180,37 @@ def test_update_of_tags_syncs_them_and_keeps_the_owner_tags(props: dict[str, Any
     assert tags_of(describe(tunneling, tunnel_id)) == {"cost-center": "42", **OWNER_TAGS}
 
 
-def test_update_restores_owner_tags_removed_by_hand(props: dict[str, Any], tunneling: Any) -> None:
+def test_update_leaves_owner_tags_removed_by_hand_to_whoever_removed_them(
+    props: dict[str, Any], tunneling: Any
+) -> None:
+    """Ownership is set only by OpenTunnel: the IAM policy refuses tagging with the owner tags (on AWS, a
+    tunnel without this stack's tag cannot even be described), so the handler never tries."""
     tunnel_id = on_event(event("Create", props))["PhysicalResourceId"]
     arn = describe(tunneling, tunnel_id)["tunnelArn"]
     tunneling.untag_resource(resourceArn=arn, tagKeys=list(OWNER_TAGS))
     update(tunnel_id, {**props, "Tags": []}, props)
-    assert tags_of(describe(tunneling, tunnel_id)) == OWNER_TAGS
+    assert tags_of(describe(tunneling, tunnel_id)) == {}
+
+
+def test_tag_updates_never_name_the_handlers_own_tags(
+    props: dict[str, Any], tunneling: Any, tunnel_emulator: Any
+) -> None:
+    """A replacement carries cdk-secure-tunnel:replaces for life: a later tag update keeps it, and every
+    TagResource and UntagResource call names only the template's tags (see test_iam_policies.py)."""
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    replaced = {**props, "MaxLifetimeMinutes": "60"}
+    new_id = update(old_id, replaced, props)["PhysicalResourceId"]
+    retagged = {**replaced, "Tags": [{"Key": "cost-center", "Value": "42"}]}
+    assert update(new_id, retagged, replaced)["PhysicalResourceId"] == new_id
+    tags = tags_of(describe(tunneling, new_id))
+    assert tags == {**OWNER_TAGS, "cdk-secure-tunnel:replaces": old_id, "cost-center": "42"}
+    named = [
+        key
+        for call in tunnel_emulator.calls
+        if call.operation in ("TagResource", "UntagResource")
+        for key in (call.params.get("tagKeys") or [tag["key"] for tag in call.params.get("tags", [])])
+    ]
+    assert sorted(named) == ["cost-center", "team"]
 
 
 @pytest.mark.parametrize(
