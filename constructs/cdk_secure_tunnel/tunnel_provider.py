@@ -98,6 +98,10 @@ _ACKNOWLEDGMENTS = {
         "Writes are limited by condition to secrets tagged with this stack's id, which keeps the policy one "
         "statement however many tunnels the stack has."
     ),
+    "AwsSolutions-IAM5[Resource::*]": (
+        "iot:ListTunnels has no resource-level permissions; Delete lists the region's tunnels to close the "
+        "ones a lost race left open for the deleted resource, and describes only those with its description."
+    ),
     "AwsSolutions-L1": (
         "The provider framework's Node.js runtime is fixed by aws-cdk-lib; the tunnel handler itself runs "
         "Python 3.14, the newest runtime aws-cdk-lib knows."
@@ -188,10 +192,17 @@ class TunnelProvider(Construct):
                 resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
             )
         )
+        # Delete closes what a lost race left open for the resource it deletes (a renewal or a second
+        # delivery of a Create): ListTunnels finds it, as it shows no tags, by its description.
+        self.handler_role.add_to_policy(
+            iam.PolicyStatement(sid="FindLeftoverTunnels", actions=["iot:ListTunnels"], resources=["*"])
+        )
+        # Every write is a compare-and-set: the new version is written under the handler's own label,
+        # then AWSCURRENT is moved to it from the version that was read (tunnel_lambda/token_secrets.py).
         self.handler_role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteThisStacksTokenSecrets",
-                actions=["secretsmanager:PutSecretValue"],
+                actions=["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
                 resources=[arn("secretsmanager", "secret:*")],
                 conditions=TAGGED_WITH_THIS_STACK,
             )
