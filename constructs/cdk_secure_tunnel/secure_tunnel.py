@@ -223,7 +223,7 @@ class SecureTunnel(Construct):
 
     def _renew(self, stack: Stack, lifetime_minutes: float, encryption_key: kms.IKey | None) -> None:
         upkeep = TunnelUpkeep.of(stack)
-        upkeep.renew(lifetime_minutes)
+        upkeep.renew(self._resource, lifetime_minutes)
         if encryption_key is not None:
             upkeep.allow_key(encryption_key)
         Tags.of(self.source_token_secret).add(RENEW_TAG, "true")
