@@ -130,8 +130,9 @@ class TunnelProvider(Construct):
             handler="tunnel_lambda.custom_resource.on_event",
             description="cdk-secure-tunnel: IoT secure tunnel custom resource handler",
             role_description="Opens, rotates and closes this stack's IoT secure tunnels",
-            # Room for the whole retry budget of four calls (see tunnel_lambda/aws_clients.py), below
-            # the provider framework's own 15 minutes.
+            # Below the provider framework's own 15 minutes. The handler reads the time left from its
+            # context: retries stop 100 s before this, which is kept for closing a tunnel it could not
+            # record (tunnel_lambda/aws_clients.py, CLEANUP_RESERVE_S).
             timeout=Duration.minutes(10),
         )
         self._grant_tunneling()
