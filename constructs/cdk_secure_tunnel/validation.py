@@ -28,7 +28,9 @@ MIN_ROTATION_HOURS = 4
 MAX_ROTATION_DAYS = 1000
 # Tag keys the handler sets on every tunnel (see lambda_src/tunnel_lambda/tunnel_spec.py).
 RESERVED_TAG_PREFIXES = ("aws:", "cdk-secure-tunnel:")
-OWNER_TAG_COUNT = 3  # stack id, logical id, and the id of a replaced tunnel
+# The most tags the handler adds to a tunnel: stack id, logical id, the id of a replaced (or renewed)
+# tunnel, the binding digest and the request id (tunnel_spec.py).
+OWNER_TAG_COUNT = 5
 
 _NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _NAME_RULE = "1-128 characters of a-z, A-Z, 0-9, ':', '_' and '-'"

@@ -565,3 +565,14 @@ def test_a_replacement_whose_write_is_throttled_past_the_deadline_is_closed_befo
         events.unregister("before-send.secrets-manager.PutSecretValue", unique_id="throttled")
     assert lambda_timeout.get_remaining_time_in_millis() > 0
     assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [old_id]
+
+
+def test_a_replacement_with_as_many_tags_as_the_construct_allows_opens(
+    props: dict[str, Any], tunneling: Any
+) -> None:
+    # 200 tags a tunnel: the construct leaves room for the handler's five (stack id, logical id,
+    # replaces or renews, binding, request id).
+    props["Tags"] = [{"Key": f"k{index}", "Value": "v"} for index in range(195)]
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    new_id = update(old_id, {**props, "MaxLifetimeMinutes": "60"}, props)["PhysicalResourceId"]
+    assert len(describe(tunneling, new_id)["tags"]) == 200
