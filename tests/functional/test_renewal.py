@@ -9,9 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
-from test_handler import event, update
+from test_handler import STACK_ID, event, update
 from tunnel_lambda.custom_resource import on_event
 from tunnel_lambda.renewal import RenewalFailed
+from tunnel_lambda.upkeep import handle
 from upkeep_support import create, delete, document, new_secret, properties, run_schedule
 
 pytestmark = pytest.mark.usefixtures("local_aws")
@@ -219,6 +220,26 @@ def test_the_schedule_renews_nothing_for_a_secret_that_is_not_the_tunnels(
     assert renewed.thing_name == "pump-7"
     assert document(props["SourceTokenSecretArn"])["tunnelId"] == renewed.tunnel_id
     assert tunnel_emulator.notifications("their-thing") == []
+
+
+class _AlmostOut:
+    """A Lambda context with less time left than the clean-up reserve: the deadline has passed."""
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 5_000
+
+
+def test_a_run_with_no_time_left_leaves_every_tunnel_to_the_next_run(tunnel_emulator: Any) -> None:
+    props = properties(renew=True)
+    first_id = create(props)
+    tunnel_emulator.clock.advance(minutes=60)  # ended: due whatever the time
+    schedule = {"stackId": STACK_ID, "renewWithinMinutes": "60", "intervalMinutes": "50"}
+    before = len(tunnel_emulator.calls)
+    with pytest.raises(RenewalFailed, match=props["SourceTokenSecretArn"]):
+        handle(schedule, _AlmostOut())
+    assert tunnel_emulator.calls[before:] == []
+    assert document(props["SourceTokenSecretArn"])["tunnelId"] == first_id
 
 
 @pytest.fixture
