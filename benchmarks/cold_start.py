@@ -22,7 +22,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .measure import LAMBDA_SOURCE, median, paired_ratio, run_python, spread
+import tunnel_lambda
+
+from .measure import median, paired_ratio, run_python, spread
 
 HANDLER_MODULE = "tunnel_lambda.custom_resource"
 BARE_MODULE = "boto3"
@@ -99,7 +101,11 @@ def measure(runs: int, interpreter: str = sys.executable) -> ColdStart:
     """
     with tempfile.TemporaryDirectory() as copy:
         source = Path(copy) / "lambda_src"
-        shutil.copytree(LAMBDA_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            Path(tunnel_lambda.__file__).parent,
+            source / "tunnel_lambda",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
         environment = {"PYTHONPATH": str(source), "PYTHONDONTWRITEBYTECODE": "1"}
         samples: dict[str, dict[str, list[float]]] = {
             module: {name: [] for name in _FIGURES} for module in (HANDLER_MODULE, BARE_MODULE)

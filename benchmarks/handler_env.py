@@ -5,7 +5,6 @@
 """
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from .approaches import LIFETIME_MINUTES, SERVICES, STACK_NAME, thing_name
-from .measure import LAMBDA_SOURCE
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel
@@ -33,7 +31,7 @@ SERVICE_TOKEN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-framew
 
 class LocalHandler:
     """Starts local AWS, points boto3 at it (environment variables, as in the tests) and imports the
-    handler from ``lambda_src`` as Lambda would. The handler's clients are created on first use, after
+    handler package ``tunnel_lambda`` as Lambda would. The handler's clients are created on first use, after
     the environment is set.
     """
 
@@ -43,17 +41,15 @@ class LocalHandler:
         self._secrets: SecretsManagerClient | None = None
 
     def __enter__(self) -> "LocalHandler":
+        from cdk_secure_tunnel.emulator.local_aws import UNSET_VARIABLES  # noqa: PLC0415
         from cdk_secure_tunnel.testing import LocalAws  # noqa: PLC0415  (moto is slow to import)
-        from cdk_secure_tunnel.testing.local_aws import UNSET_VARIABLES  # noqa: PLC0415
 
         self._aws = LocalAws(region=REGION).start()
         self._saved_environment = dict(os.environ)
         for name in UNSET_VARIABLES:
             os.environ.pop(name, None)
         os.environ.update(self._aws.environment())
-        if str(LAMBDA_SOURCE) not in sys.path:
-            sys.path.insert(0, str(LAMBDA_SOURCE))
-        from tunnel_lambda import aws_clients  # noqa: PLC0415  (importable once lambda_src is on the path)
+        from tunnel_lambda import aws_clients  # noqa: PLC0415  (its clients read the environment set above)
 
         aws_clients.tunneling.cache_clear()
         aws_clients.secrets.cache_clear()

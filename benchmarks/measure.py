@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-LAMBDA_SOURCE = ROOT / "lambda_src"
 # jsii starts whatever `node` is first on PATH; the project's own Node LTS keeps an end-of-life Node's
 # banner (and its different speed) out of the figures.
 NODE_BIN = ROOT / "node_modules" / ".bin"

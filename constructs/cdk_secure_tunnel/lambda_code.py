@@ -1,28 +1,22 @@
-"""The Lambda code (inside the installed package, or beside it in a source checkout) and its functions."""
+"""The Lambda functions that run the ``tunnel_lambda`` package, and the asset that carries it."""
 
 from pathlib import Path
 
+import tunnel_lambda
 from aws_cdk import Duration, RemovalPolicy, aws_lambda
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct
 
-_PACKAGE = Path(__file__).resolve().parent
-# A wheel carries the code in the package (see pyproject.toml); an editable install reads the repository.
-_CANDIDATES = (_PACKAGE / "lambda_src", _PACKAGE.parent.parent / "lambda_src")
-
-
-def lambda_source() -> Path:
-    for candidate in _CANDIDATES:
-        if (candidate / "tunnel_lambda").is_dir():
-            return candidate
-    raise FileNotFoundError(f"the Lambda code of cdk-secure-tunnel is missing: looked in {_CANDIDATES}")
+# The directory that holds the handler package, and nothing else, is the asset's root: lambda_src/ in a
+# checkout, cdk_secure_tunnel/lambda_src/ in an installed wheel (README, "Layout").
+ASSET_ROOT = Path(tunnel_lambda.__file__).resolve().parent.parent
 
 
 def handler_code() -> aws_lambda.Code:
     # Byte-code caches would change the asset hash on every test run and mean nothing to Lambda.
-    return aws_lambda.Code.from_asset(str(lambda_source()), exclude=["__pycache__", "*.pyc"])
+    return aws_lambda.Code.from_asset(str(ASSET_ROOT), exclude=["__pycache__", "*.pyc"])
 
 
 def python_function(

@@ -22,29 +22,31 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
+from tunnel_lambda.contract import (
+    OWNER_STACK_TAG,
+    RENEW_TAG,
+    RESOURCE_TYPE,
+)
 
 from constructs import Construct, IValidation
 
 from . import validation
-from .tunnel_provider import STACK_ID, STACK_TAG, TunnelProvider, per_stack, stack_of
-from .tunnel_upkeep import MIN_RENEWED_LIFETIME_MINUTES, RENEW_TAG, TunnelUpkeep
-
-RESOURCE_TYPE = "Custom::SecureTunnel"
-# The handler's defaults for properties the template leaves out (lambda_src/tunnel_lambda/tunnel_spec.py):
-# a property equal to its default is left out, which keeps the template small.
-DEFAULT_SERVICES = ["SSH"]
-DEFAULT_LIFETIME_MINUTES = validation.MAX_LIFETIME_MINUTES
+from .per_stack import STACK_ID, per_stack, stack_of
+from .tunnel_provider import TunnelProvider
+from .tunnel_settings import TunnelSettings
+from .tunnel_upkeep import TunnelUpkeep
 
 
 @jsii.implements(ITaggable)
 class SecureTunnel(Construct):
     """An AWS IoT secure tunnel opened on deploy and closed on destroy, its tokens in Secrets Manager.
 
-    Example::
-
-        tunnel = SecureTunnel(self, "Maintenance", thing="pump-7", services=["SSH"],
-                              max_lifetime=Duration.hours(2))
-        tunnel.grant_read_source_token(operator_role)
+    >>> from aws_cdk import App
+    >>> stack = Stack(App(), "Pumps")
+    >>> tunnel = SecureTunnel(stack, "Maintenance", thing="pump-7", services=["SSH"],
+    ...                       max_lifetime=Duration.hours(2))
+    >>> operator_role = iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal())
+    >>> grant = tunnel.grant_read_source_token(operator_role)
 
     The source token (for the operator's local proxy) is always written to ``source_token_secret``.
     With a ``thing``, AWS IoT delivers the destination token to the device over MQTT, so no secret holds
@@ -55,9 +57,9 @@ class SecureTunnel(Construct):
     A token connects only once. With ``rotate_on_demand=True`` (or ``rotate_every``), Secrets Manager
     issues a fresh one: ``aws secretsmanager rotate-secret --secret-id <source_token_secret ARN>``. With
     ``renew=True`` the tunnel outlives the service's 12-hour limit: a new one is opened before each ends,
-    so ``tunnel_id`` stays the first tunnel's id while the secrets always name the current one::
+    so ``tunnel_id`` stays the first tunnel's id while the secrets always name the current one:
 
-        SecureTunnel(self, "Support", thing="pump-7", rotate_every=Duration.hours(8), renew=True)
+    >>> support = SecureTunnel(stack, "Support", thing="pump-7", rotate_every=Duration.hours(8), renew=True)
     """
 
     def __init__(
@@ -110,23 +112,20 @@ class SecureTunnel(Construct):
         # Each call into aws-cdk-lib is a round trip to Node.js, and a stack may hold hundreds of tunnels:
         # what its tunnels share is looked up once per stack (see per_stack), and no value twice.
         stack = stack_of(scope)
-        thing_name = self._thing_name(thing)
-        service_names = (
-            validation.check_services(list(services)) if services is not None else DEFAULT_SERVICES
-        )
-        lifetime_minutes = (
-            validation.check_max_lifetime(max_lifetime)
-            if max_lifetime is not None
-            else DEFAULT_LIFETIME_MINUTES
-        )
-        rotation_schedule = self._rotation_schedule(rotate_every, rotate_on_demand)
-        if renew:
-            validation.check_renewed_lifetime(lifetime_minutes, MIN_RENEWED_LIFETIME_MINUTES)
-        description = validation.check_description(
-            description if description is not None else _default_description(stack, self.node.path)
+        settings = TunnelSettings.from_props(
+            default_description=lambda: _default_description(stack, self.node.path),
+            thing_name=self._thing_name(thing),
+            services=services,
+            max_lifetime=max_lifetime,
+            description=description,
+            tags=tags,
+            store_destination_token=store_destination_token,
+            rotate_on_demand=rotate_on_demand,
+            rotate_every=rotate_every,
+            renew=renew,
         )
         self._tags = TagManager(TagType.KEY_VALUE, RESOURCE_TYPE)
-        for key, value in validation.check_tags(tags or {}).items():
+        for key, value in settings.tags.items():
             self._tags.set_tag(key, value)
         provider = TunnelProvider.of(stack)
         rendered_tags = self._tags.rendered_tags
@@ -134,40 +133,40 @@ class SecureTunnel(Construct):
             self, rendered_tags
         )
 
-        keep_destination = store_destination_token if store_destination_token is not None else thing is None
-        secrets = self._token_secrets(
-            encryption_key, keep_destination, scheduled=rotation_schedule is not None
-        )
+        secrets = self._token_secrets(settings, encryption_key)
         self.source_token_secret: secretsmanager.ISecret = secrets["SourceToken"]
         self.destination_token_secret: secretsmanager.ISecret | None = secrets.get("DestinationToken")
         secret_arns = {secret_id: secret.secret_arn for secret_id, secret in secrets.items()}
-        if encryption_key is not None:
-            provider.allow_key(encryption_key)
-
-        properties: dict[str, object] = {
-            "ServiceToken": provider.service_token,
-            "Description": description,
-            "SourceTokenSecretArn": secret_arns["SourceToken"],
-            "Tags": rendered_tags,
-        }
-        optional: dict[str, object | None] = {
-            "Services": service_names if service_names != DEFAULT_SERVICES else None,
-            "MaxLifetimeMinutes": lifetime_minutes if lifetime_minutes != DEFAULT_LIFETIME_MINUTES else None,
-            "ThingName": thing_name,
-            "DestinationTokenSecretArn": secret_arns.get("DestinationToken"),
-            "Renew": True if renew else None,
-        }
-        properties.update((name, value) for name, value in optional.items() if value is not None)
+        properties = settings.to_properties(
+            source_secret_arn=secret_arns["SourceToken"],
+            destination_secret_arn=secret_arns.get("DestinationToken"),
+            tags=rendered_tags,
+        )
         # A custom resource without DeletionPolicy: CloudFormation's default, Delete, closes the tunnel.
         # The handler's rights need no DependsOn: the service token leads through the provider framework's
         # function to the handler, which depends on its role and policy.
-        self._resource = CfnResource(self, "Resource", type=RESOURCE_TYPE, properties=properties)
+        self._resource = CfnResource(
+            self,
+            "Resource",
+            type=RESOURCE_TYPE,
+            properties={"ServiceToken": provider.service_token, **properties},
+        )
         if isinstance(thing, iot.CfnThing):
             self._resource.add_resource_dependency(thing)
-        if rotate_on_demand is not False or rotation_schedule is not None:
-            self._rotate(stack, secret_arns, rotation_schedule, encryption_key)
-        if renew:
-            self._renew(stack, lifetime_minutes, encryption_key)
+        upkeep = TunnelUpkeep.of(stack) if settings.rotates or settings.renew else None
+        if encryption_key is not None:
+            # Every function that reads or writes the token secrets may use their key.
+            for function in (provider, upkeep):
+                if function is not None:
+                    function.allow_key(encryption_key)
+        if upkeep is not None and settings.rotates:
+            for secret_id, secret_arn in secret_arns.items():
+                upkeep.rotate(
+                    self, secret_id, secret_arn, after=self._resource, schedule=settings.rotation_schedule
+                )
+        if upkeep is not None and settings.renew:
+            upkeep.renew(self._resource, settings.max_lifetime_minutes)
+            Tags.of(self.source_token_secret).add(RENEW_TAG, "true")
 
     @cached_property
     def tunnel_id(self) -> str:
@@ -198,37 +197,6 @@ class SecureTunnel(Construct):
         return self.destination_token_secret.grant_read(grantee)
 
     @staticmethod
-    def _rotation_schedule(rotate_every: Duration | None, rotate_on_demand: bool | None) -> str | None:
-        if rotate_every is None:
-            return None
-        if rotate_on_demand is False:
-            raise ValueError(
-                f"rotate_on_demand: got False with rotate_every={rotate_every.to_human_string()!r}; "
-                "scheduled rotation uses the same rotation function, so leave rotate_on_demand unset"
-            )
-        return validation.check_rotate_every(rotate_every)
-
-    def _rotate(
-        self,
-        stack: Stack,
-        secret_arns: Mapping[str, str],
-        rotation_schedule: str | None,
-        encryption_key: kms.IKey | None,
-    ) -> None:
-        upkeep = TunnelUpkeep.of(stack)
-        if encryption_key is not None:
-            upkeep.allow_key(encryption_key)
-        for secret_id, secret_arn in secret_arns.items():
-            upkeep.rotate(self, secret_id, secret_arn, after=self._resource, schedule=rotation_schedule)
-
-    def _renew(self, stack: Stack, lifetime_minutes: float, encryption_key: kms.IKey | None) -> None:
-        upkeep = TunnelUpkeep.of(stack)
-        upkeep.renew(self._resource, lifetime_minutes)
-        if encryption_key is not None:
-            upkeep.allow_key(encryption_key)
-        Tags.of(self.source_token_secret).add(RENEW_TAG, "true")
-
-    @staticmethod
     def _thing_name(thing: "str | iot.CfnThing | None") -> str | None:
         if thing is None:
             return None
@@ -239,10 +207,11 @@ class SecureTunnel(Construct):
         return validation.check_name("thing", thing)
 
     def _token_secrets(
-        self, encryption_key: kms.IKey | None, keep_destination: bool, *, scheduled: bool
+        self, settings: TunnelSettings, encryption_key: kms.IKey | None
     ) -> dict[str, secretsmanager.Secret]:
         """The token secrets by construct id: ``SourceToken``, and ``DestinationToken`` if kept."""
-        modes = {"SourceToken": "source", **({"DestinationToken": "destination"} if keep_destination else {})}
+        kept = {"DestinationToken": "destination"} if settings.store_destination_token else {}
+        modes = {"SourceToken": "source", **kept}
         secrets = {
             secret_id: secretsmanager.Secret(
                 self,
@@ -258,8 +227,8 @@ class SecureTunnel(Construct):
         for secret in secrets.values():
             # The handler may write only secrets carrying this tag (see TunnelProvider). Tagged one by one:
             # Tags.of(self) would also visit the tunnel, a call from Node.js into Python at synth.
-            Tags.of(secret).add(STACK_TAG, STACK_ID)
-        if not scheduled:  # a rotation schedule with a rule satisfies cdk-nag's SMG4
+            Tags.of(secret).add(OWNER_STACK_TAG, STACK_ID)
+        if settings.rotation_schedule is None:  # a rotation schedule with a rule satisfies cdk-nag's SMG4
             Validations.of(self).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-SMG4",

@@ -5,11 +5,9 @@ scoped by tags that name the stack, not by the ARNs of each tunnel or secret, so
 tunnels has the same handler policy as a stack with one.
 """
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
-from weakref import WeakKeyDictionary
+from typing import cast
 
-from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations, aws_lambda
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, aws_lambda
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -18,85 +16,19 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from .lambda_code import python_function
-from .validation import RESERVED_TAG_PREFIXES
-
-# The tag that ties tunnels and token secrets to their stack (see lambda_src/tunnel_lambda/tunnel_spec.py).
-STACK_TAG = f"{RESERVED_TAG_PREFIXES[1]}stack-id"
-# Pseudo parameters are the same tokens in every stack: read from aws-cdk-lib once, not at every use.
-STACK_ID = Aws.STACK_ID
-# IAM conditions: the resource acted on, or the one a request creates, carries this stack's tag.
-TAGGED_WITH_THIS_STACK = {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": STACK_ID}}
-REQUESTS_THIS_STACKS_TAG = {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": STACK_ID}}
-_PARTITION, _REGION, _ACCOUNT_ID = Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
-
-_Shared = TypeVar("_Shared", bound=Construct)
-_T = TypeVar("_T")
-
-# What every tunnel of a stack shares, looked up once per stack: each call into aws-cdk-lib is a round
-# trip to its Node.js process, and those round trips are most of a Python app's synth time. jsii hands
-# back the same Python object for the same construct, so the stack is a key.
-_PER_STACK: "WeakKeyDictionary[Stack, dict[str, Any]]" = WeakKeyDictionary()
-
-
-def stack_of(scope: Construct) -> Stack:
-    """``Stack.of(scope)``, without a round trip when ``scope`` is the stack itself."""
-    return scope if isinstance(scope, Stack) else Stack.of(scope)
-
-
-def per_stack(stack: Stack, key: str, make: Callable[[], _T]) -> _T:
-    """``make()``, called once per stack and ``key``."""
-    shared = _PER_STACK.setdefault(stack, {})
-    if key not in shared:
-        shared[key] = make()
-    return cast(_T, shared[key])
-
-
-def stack_singleton(cls: type[_Shared], scope: Construct, construct_id: str) -> _Shared:
-    """The stack's one ``cls`` construct under ``construct_id``, created on first use.
-
-    The id is a contract: CloudFormation refuses a new ServiceToken for an existing custom resource.
-    """
-    stack = stack_of(scope)
-
-    def find_or_create() -> _Shared:
-        existing = stack.node.try_find_child(construct_id)
-        return existing if isinstance(existing, cls) else cls(stack, construct_id)
-
-    return per_stack(stack, construct_id, find_or_create)
-
-
-def allow_key_once(role: iam.IRole, key: kms.IKey, allowed: set[kms.IKey]) -> None:
-    """Let ``role`` read and write secrets encrypted with ``key`` (``allowed``: the keys it already may).
-
-    Tunnels of a stack often share a key; one grant serves them all. Exactly these two actions:
-    ``grant_encrypt_decrypt`` would add ``kms:ReEncrypt*`` and ``kms:GenerateDataKey*``.
-    """
-    if key not in allowed:
-        allowed.add(key)
-        key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
-
-
-def arn(service: str, resource: str) -> str:
-    """An ARN in this stack's partition, region and account."""
-    return f"arn:{_PARTITION}:{service}:{_REGION}:{_ACCOUNT_ID}:{resource}"
-
+from .per_stack import arn, stack_singleton
+from .policies import (
+    acknowledge,
+    allow_key_once,
+    open_tunnels_statement,
+    rotate_tokens_statement,
+    this_stacks_secrets_statement,
+)
 
 _ACKNOWLEDGMENTS = {
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (  # noqa: E501
         "The provider framework's own function role is built by aws-cdk-lib with this managed policy; it "
         "only grants writing the function's logs."
-    ),
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:tunnel/*]": (
-        "Tunnel ids are chosen by the service when a tunnel opens, so no narrower resource exists; "
-        "OpenTunnel is further restricted to requests that tag the tunnel with this stack's id."
-    ),
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*]": (
-        "OpenTunnel names the destination thing; which things a stack targets is its template's choice, "
-        "and the policy must not grow with the number of tunnels."
-    ),
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]": (  # noqa: E501
-        "Writes are limited by condition to secrets tagged with this stack's id, which keeps the policy one "
-        "statement however many tunnels the stack has."
     ),
     "AwsSolutions-IAM5[Resource::*]": (
         "iot:ListTunnels has no resource-level permissions; Delete lists the region's tunnels to close the "
@@ -112,8 +44,11 @@ _ACKNOWLEDGMENTS = {
 class TunnelProvider(Construct):
     """The tunnel handler and its provider framework, created once per stack.
 
-    >>> provider = TunnelProvider.of(scope)  # doctest: +SKIP
-    >>> provider.service_token  # doctest: +SKIP
+    >>> from aws_cdk import App
+    >>> stack = Stack(App(), "Pumps")
+    >>> provider = TunnelProvider.of(stack)
+    >>> provider is TunnelProvider.of(stack), provider.service_token.startswith("${Token[")
+    (True, True)
     """
 
     CONSTRUCT_ID = "CdkSecureTunnelProvider"
@@ -152,8 +87,9 @@ class TunnelProvider(Construct):
         handler_id = Stack.of(self).resolve(
             Stack.of(self).get_logical_id(cast(aws_lambda.CfnFunction, self.handler.node.default_child))
         )
-        Validations.of(self).acknowledge(
-            *(Acknowledgment(id=rule, reason=reason) for rule, reason in _ACKNOWLEDGMENTS.items()),
+        acknowledge(
+            self,
+            _ACKNOWLEDGMENTS,
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{handler_id}.Arn>:*]",
                 reason="The provider framework may invoke any version of the stack's own tunnel handler.",
@@ -165,14 +101,7 @@ class TunnelProvider(Construct):
         allow_key_once(self.handler_role, key, self._keys)
 
     def _grant_tunneling(self) -> None:
-        self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="OpenTunnelsTaggedWithThisStack",
-                actions=["iot:OpenTunnel"],
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-                conditions=REQUESTS_THIS_STACKS_TAG,
-            )
-        )
+        self.handler_role.add_to_policy(open_tunnels_statement(["iot:OpenTunnel"]))
         self.handler_role.add_to_policy(
             iam.PolicyStatement(
                 sid="ManageTunnels",
@@ -185,27 +114,18 @@ class TunnelProvider(Construct):
                 resources=[arn("iot", "tunnel/*")],
             )
         )
+        self.handler_role.add_to_policy(rotate_tokens_statement())
         self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RotateTunnelTokens",
-                actions=["iot:RotateTunnelAccessToken"],
-                # A destination rotation names the thing that AWS IoT notifies.
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-            )
-        )
-        # Delete closes what a lost race left open for the resource it deletes (a renewal or a second
-        # delivery of a Create): ListTunnels finds it, as it shows no tags, by its description.
-        self.handler_role.add_to_policy(
+            # Delete closes what a lost race left open for the resource it deletes (a renewal or a second
+            # delivery of a Create): ListTunnels finds it, as it shows no tags, by its description.
             iam.PolicyStatement(sid="FindLeftoverTunnels", actions=["iot:ListTunnels"], resources=["*"])
         )
         # Every write is a compare-and-set: the new version is written under the handler's own label,
         # then AWSCURRENT is moved to it from the version that was read (tunnel_lambda/token_secrets.py).
         self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteThisStacksTokenSecrets",
-                actions=["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
-                resources=[arn("secretsmanager", "secret:*")],
-                conditions=TAGGED_WITH_THIS_STACK,
+            this_stacks_secrets_statement(
+                "WriteThisStacksTokenSecrets",
+                ["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
             )
         )
         # Update and Delete read the token secrets: they say which tunnel is current (renewal opens
@@ -213,10 +133,5 @@ class TunnelProvider(Construct):
         # not a tunnel renews: an update that turns renewal off applies the policy before the handler
         # updates or deletes the tunnels that did renew.
         self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadThisStacksTokenSecrets",
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[arn("secretsmanager", "secret:*")],
-                conditions=TAGGED_WITH_THIS_STACK,
-            )
+            this_stacks_secrets_statement("ReadThisStacksTokenSecrets", ["secretsmanager:GetSecretValue"])
         )

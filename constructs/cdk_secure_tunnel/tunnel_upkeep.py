@@ -11,35 +11,41 @@ handler) serves both:
 Like the handler's, its IAM policy is scoped by the stack's tag and does not grow with the number of
 tunnels, and renewal adds three resources per stack rather than any per tunnel (see ``renew``).
 
->>> upkeep = TunnelUpkeep.of(scope)  # doctest: +SKIP
->>> upkeep.rotate(tunnel, "SourceToken", arn, after=resource, schedule="rate(8 hours)")  # doctest: +SKIP
->>> upkeep.renew(tunnel_resource, lifetime_minutes=120)  # doctest: +SKIP
+>>> from aws_cdk import App
+>>> stack = Stack(App(), "Pumps")
+>>> upkeep = TunnelUpkeep.of(stack)
+>>> upkeep is TunnelUpkeep.of(stack)
+True
+>>> tunnel = CfnResource(stack, "Tunnel", type="Custom::SecureTunnel")
+>>> arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-AbCdEf"
+>>> rotation = upkeep.rotate(stack, "SourceToken", arn, after=tunnel, schedule="rate(8 hours)")
+>>> upkeep.renew(tunnel, lifetime_minutes=120)
 """
 
 import math
 
-from aws_cdk import Acknowledgment, Aws, CfnResource, Duration, Stack, Validations, aws_lambda
+from aws_cdk import Aws, CfnResource, Duration, Stack, aws_lambda
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
+from tunnel_lambda.contract import ScheduleInput
 
 from constructs import Construct
 
 from .lambda_code import python_function
-from .tunnel_provider import (
-    REQUESTS_THIS_STACKS_TAG,
-    STACK_ID,
+from .per_stack import STACK_ID, arn, stack_singleton
+from .policies import (
     TAGGED_WITH_THIS_STACK,
-    TunnelProvider,
+    acknowledge,
     allow_key_once,
-    arn,
-    stack_singleton,
+    open_tunnels_statement,
+    rotate_tokens_statement,
+    this_stacks_secrets_statement,
 )
-from .validation import RESERVED_TAG_PREFIXES, is_unresolved
+from .tunnel_provider import TunnelProvider
+from .validation import is_unresolved
 
-# On the source secret of each renewing tunnel: how the schedule finds them (tunnel_lambda/renewal.py).
-RENEW_TAG = f"{RESERVED_TAG_PREFIXES[1]}renew"
 # Renewal opens the next tunnel at least this long before the current one ends: room for the schedule's
 # jitter and a slow, throttled invocation (the function's timeout is 10 minutes).
 RENEWAL_MARGIN_MINUTES = 10
@@ -48,18 +54,6 @@ MIN_RENEWED_LIFETIME_MINUTES = RENEWAL_MARGIN_MINUTES + 5
 MAX_CHECK_INTERVAL_MINUTES = 60
 
 _ACKNOWLEDGMENTS = {
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:tunnel/*]": (
-        "Renewal opens tunnels whose ids the service chooses; OpenTunnel is restricted to requests that tag "
-        "the tunnel with this stack's id, DescribeTunnel and CloseTunnel to tunnels carrying that tag."
-    ),
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*]": (
-        "Opening and rotating name the destination thing; which things a stack targets is its template's "
-        "choice, and the policy must not grow with the number of tunnels."
-    ),
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]": (  # noqa: E501
-        "Access is limited by condition to secrets tagged with this stack's id, which keeps the policy one "
-        "statement however many tunnels the stack has."
-    ),
     "AwsSolutions-IAM5[Resource::*]": (
         "secretsmanager:ListSecrets has no resource-level permissions; renewal lists the secrets tagged "
         "with this stack's id and reads only those."
@@ -112,9 +106,7 @@ class TunnelUpkeep(Construct):
         # Minutes between renewal runs: the shortest renewed lifetime so far, less the margin.
         self._interval = MAX_CHECK_INTERVAL_MINUTES
         self._keys: set[kms.IKey] = set()
-        Validations.of(self).acknowledge(
-            *(Acknowledgment(id=rule, reason=reason) for rule, reason in _ACKNOWLEDGMENTS.items())
-        )
+        acknowledge(self, _ACKNOWLEDGMENTS)
 
     def rotate(
         self,
@@ -186,14 +178,7 @@ class TunnelUpkeep(Construct):
                 resources=["*"],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="OpenTunnelsTaggedWithThisStack",
-                actions=["iot:OpenTunnel", "iot:TagResource"],
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-                conditions=REQUESTS_THIS_STACKS_TAG,
-            )
-        )
+        self.role.add_to_policy(open_tunnels_statement(["iot:OpenTunnel", "iot:TagResource"]))
         self._scheduler_role = iam.Role(
             self,
             "SchedulerRole",
@@ -226,9 +211,9 @@ class TunnelUpkeep(Construct):
             role_arn=self._scheduler_role.role_arn,
             input=Stack.of(self).to_json_string(
                 {
-                    "stackId": STACK_ID,
-                    "renewWithinMinutes": interval + RENEWAL_MARGIN_MINUTES,
-                    "intervalMinutes": interval,
+                    ScheduleInput.STACK_ID: STACK_ID,
+                    ScheduleInput.RENEW_WITHIN_MINUTES: interval + RENEWAL_MARGIN_MINUTES,
+                    ScheduleInput.INTERVAL_MINUTES: interval,
                 }
             ),
             # A missed run is made up by the next one, which looks at every tunnel again.
@@ -237,16 +222,14 @@ class TunnelUpkeep(Construct):
 
     def _grant_rotation(self) -> None:
         self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RotateThisStacksTokenSecrets",
-                actions=[
+            this_stacks_secrets_statement(
+                "RotateThisStacksTokenSecrets",
+                [
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
                     "secretsmanager:PutSecretValue",
                     "secretsmanager:UpdateSecretVersionStage",
                 ],
-                resources=[arn("secretsmanager", "secret:*")],
-                conditions=TAGGED_WITH_THIS_STACK,
             )
         )
         self.role.add_to_policy(
@@ -257,11 +240,4 @@ class TunnelUpkeep(Construct):
                 conditions=TAGGED_WITH_THIS_STACK,
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RotateTunnelTokens",
-                actions=["iot:RotateTunnelAccessToken"],
-                # A destination rotation names the thing that AWS IoT notifies.
-                resources=[arn("iot", "tunnel/*"), arn("iot", "thing/*")],
-            )
-        )
+        self.role.add_to_policy(rotate_tokens_statement())

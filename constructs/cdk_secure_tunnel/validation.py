@@ -18,22 +18,26 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration
+from tunnel_lambda.contract import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_LIFETIME_MINUTES,
+    MAX_NAME_LENGTH,
+    MAX_SERVICES,
+    MAX_TAG_KEY_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
+    MAX_TAGS,
+    MIN_SERVICES,
+    NAME_PATTERN,
+    OWNER_TAG_COUNT,
+    RESERVED_TAG_PREFIXES,
+)
 
-MAX_SERVICES = 3
-MAX_LIFETIME_MINUTES = 720
-MAX_DESCRIPTION_LENGTH = 2048
-MAX_TAGS = 200
 # Secrets Manager's rotation rules: rate() in hours or days, at most every 4 hours, at least every 1000 days.
 MIN_ROTATION_HOURS = 4
 MAX_ROTATION_DAYS = 1000
-# Tag keys the handler sets on every tunnel (see lambda_src/tunnel_lambda/tunnel_spec.py).
-RESERVED_TAG_PREFIXES = ("aws:", "cdk-secure-tunnel:")
-# The most tags the handler adds to a tunnel: stack id, logical id, the id of a replaced (or renewed)
-# tunnel, the binding digest and the request id (tunnel_spec.py).
-OWNER_TAG_COUNT = 5
 
-_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-_NAME_RULE = "1-128 characters of a-z, A-Z, 0-9, ':', '_' and '-'"
+_NAME = re.compile(NAME_PATTERN)
+_NAME_RULE = f"1-{MAX_NAME_LENGTH} characters of a-z, A-Z, 0-9, ':', '_' and '-'"
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
 
 # aws-cdk-lib's token encodings (core/lib/private/encoding.ts): a string token, or a number token written
@@ -76,7 +80,7 @@ def _fail(parameter: str, value: object, allowed: str) -> ValueError:
 
 def check_name(parameter: str, value: str) -> str:
     """A thing or service name, as the service's ThingName and Service shapes allow."""
-    if not is_unresolved(value) and not _NAME.fullmatch(value):
+    if not is_unresolved(value) and not (len(value) <= MAX_NAME_LENGTH and _NAME.fullmatch(value)):
         raise _fail(parameter, value, f"expected {_NAME_RULE}")
     return value
 
@@ -84,8 +88,8 @@ def check_name(parameter: str, value: str) -> str:
 def check_services(services: Sequence[str]) -> list[str]:
     if is_unresolved(services):
         return list(services)
-    if not 1 <= len(services) <= MAX_SERVICES:
-        raise _fail("services", list(services), f"a tunnel carries 1 to {MAX_SERVICES} services")
+    if not MIN_SERVICES <= len(services) <= MAX_SERVICES:
+        raise _fail("services", list(services), f"a tunnel carries {MIN_SERVICES} to {MAX_SERVICES} services")
     for service in services:
         check_name("services", service)
     resolved = [service for service in services if not is_unresolved(service)]
@@ -142,19 +146,23 @@ def check_tags(tags: Mapping[str, str], parameter: str = "tags") -> dict[str, st
     for key, value in tags.items():
         if is_unresolved(key):
             continue
-        if not 1 <= len(key) <= 128 or not _is_tag_text(key):
-            raise _fail(f"{parameter} key", key, "expected 1-128 letters, digits, spaces or _ . : / = + - @")
+        if not 1 <= len(key) <= MAX_TAG_KEY_LENGTH or not _is_tag_text(key):
+            raise _fail(
+                f"{parameter} key",
+                key,
+                f"expected 1-{MAX_TAG_KEY_LENGTH} letters, digits, spaces or _ . : / = + - @",
+            )
         if key.lower().startswith(RESERVED_TAG_PREFIXES):
             raise _fail(
                 f"{parameter} key",
                 key,
                 f"keys starting with {' or '.join(RESERVED_TAG_PREFIXES)} are reserved",
             )
-        if not is_unresolved(value) and (len(value) > 256 or not _is_tag_text(value)):
+        if not is_unresolved(value) and (len(value) > MAX_TAG_VALUE_LENGTH or not _is_tag_text(value)):
             raise _fail(
                 f"{parameter} value of {key!r}",
                 value,
-                "expected 0-256 letters, digits, spaces or _ . : / = + - @",
+                f"expected 0-{MAX_TAG_VALUE_LENGTH} letters, digits, spaces or _ . : / = + - @",
             )
     return dict(tags)
 

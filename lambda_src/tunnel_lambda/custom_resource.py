@@ -24,6 +24,7 @@ from typing import Any, NotRequired, TypedDict, TypeVar
 from botocore.exceptions import ClientError
 
 from . import aws_clients, renewal, tunnels
+from .contract import RENEWS_TAG, REPLACES_TAG, REQUEST_TAG
 from .token_secrets import (
     REPLACES_FIELD,
     Stored,
@@ -38,14 +39,13 @@ from .token_secrets import (
     write_all,
 )
 from .tunnel_spec import (
-    RENEWS_TAG,
-    REPLACES_TAG,
-    REQUEST_TAG,
     Owner,
     Renewal,
     TunnelSpec,
+    destination_changes,
     is_bound,
     new_nonce,
+    replacing_changes,
     template_tags,
 )
 
@@ -146,8 +146,8 @@ def _to_replace(spec: TunnelSpec, tunnel: tunnels.Tunnel | None, physical_id: st
     if tunnel is None or not tunnel.is_open:
         logger.info("Tunnel %s is closed or gone: opening a replacement", physical_id)
         return tunnel.tunnel_id if tunnel is not None else physical_id
-    if (spec.max_lifetime_minutes, spec.description) != (tunnel.max_lifetime_minutes, tunnel.description):
-        logger.info("Lifetime or description changed: replacing tunnel %s", tunnel.tunnel_id)
+    if changed := replacing_changes(spec, tunnel):
+        logger.info("%s changed: replacing tunnel %s", " and ".join(changed), tunnel.tunnel_id)
         return tunnel.tunnel_id
     return None
 
@@ -371,7 +371,7 @@ def _mode_to_rotate(
     tunnel it opened and closed again. AWS IoT told the thing about that tunnel too, so it must hear of
     this one again.
     """
-    if (spec.thing_name, spec.services) != (tunnel.thing_name, tunnel.services):
+    if destination_changes(spec, tunnel):
         return "ALL"
     held = {mode: stored[arn].document for mode, arn in spec.secret_arns().items()}
     stale = {mode for mode, document in held.items() if not _names_tunnel(document, tunnel.tunnel_id)}

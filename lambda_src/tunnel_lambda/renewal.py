@@ -5,8 +5,13 @@ the stack's upkeep function, invoked by an EventBridge Scheduler schedule, opens
 same configuration shortly before the current tunnel ends (or as soon as it finds it closed), writes its
 tokens to the secrets and then closes the old tunnel. Nothing of ours runs between two invocations.
 
->>> on_schedule({"stackId": stack_id, "renewWithinMinutes": "60", "intervalMinutes": "50"})  # doctest: +SKIP
-['a0f3...']
+The schedule's event names the stack; the answer lists the tunnels opened (none, in a stack without
+renewing tunnels):
+
+>>> aws = getfixture("local_aws")  # in a test: local AWS, with boto3's environment set
+>>> stack_id = "arn:aws:cloudformation:us-east-1:123456789012:stack/Pumps/1"
+>>> on_schedule({"stackId": stack_id, "renewWithinMinutes": "60", "intervalMinutes": "50"})
+[]
 
 A replacement carries the resource's identity tags plus ``cdk-secure-tunnel:renews`` with the resource's
 physical id (its first tunnel): that link is how Update finds the current tunnel and Delete closes it.
@@ -18,24 +23,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import aws_clients, tunnels
+from .contract import OWNER_STACK_TAG, RENEW_TAG, RENEWS_TAG, REPLACES_TAG, ScheduleInput
 from .token_secrets import Stored, WriteConflict, open_and_store, read_all, read_stored
-from .tunnel_spec import (
-    BINDING_FIELD,
-    OWNER_STACK_TAG,
-    RENEWS_TAG,
-    REPLACES_TAG,
-    Owner,
-    Renewal,
-    is_bound,
-    new_nonce,
-)
+from .tunnel_spec import BINDING_FIELD, Owner, Renewal, is_bound, new_nonce
 from .tunnels import OpenedTunnel, Tunnel
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
-
-# Set by the construct on the source secret of each renewing tunnel: how the schedule finds them.
-RENEW_TAG = "cdk-secure-tunnel:renew"
 
 
 class RenewalFailed(Exception):
@@ -52,9 +46,10 @@ def on_schedule(event: Mapping[str, Any], now: datetime | None = None) -> list[s
     ``intervalMinutes`` is the schedule's rate (schedules deployed before it existed leave it out, and
     get the old rule: see ``is_due``). ``now`` is for tests whose tunnels run on a fast-forwarded clock.
     """
-    stack_id = str(event["stackId"])
-    within = timedelta(minutes=int(event["renewWithinMinutes"]))
-    interval = timedelta(minutes=int(event.get("intervalMinutes", event["renewWithinMinutes"])))
+    stack_id = str(event[ScheduleInput.STACK_ID])
+    within_minutes = event[ScheduleInput.RENEW_WITHIN_MINUTES]
+    within = timedelta(minutes=int(within_minutes))
+    interval = timedelta(minutes=int(event.get(ScheduleInput.INTERVAL_MINUTES, within_minutes)))
     now = now or datetime.now(UTC)
     renewed, failed = [], []
     for secret_arn in _renewing_secrets(stack_id):

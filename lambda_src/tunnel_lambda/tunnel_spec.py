@@ -17,28 +17,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-MAX_LIFETIME_MINUTES = 720
+from .contract import (
+    BINDING_TAG,
+    DEFAULT_LIFETIME_MINUTES,
+    DEFAULT_SERVICES,
+    FIELDS_THAT_REPLACE_THE_TUNNEL,
+    FIELDS_THAT_ROTATE_BOTH_TOKENS,
+    HANDLER_TAG_PREFIX,
+    OWNER_RESOURCE_TAG,
+    OWNER_STACK_TAG,
+    RENEWS_TAG,
+    REPLACES_TAG,
+    Property,
+)
 
-# The construct keeps templates from using this prefix: tag keys with it are the handler's own.
-HANDLER_TAG_PREFIX = "cdk-secure-tunnel:"
-# Tag keys the handler owns on every tunnel: they tie a tunnel to the stack resource that opened it.
-OWNER_STACK_TAG = f"{HANDLER_TAG_PREFIX}stack-id"
-OWNER_RESOURCE_TAG = f"{HANDLER_TAG_PREFIX}logical-id"
-# On a tunnel opened to replace another: lets the Delete of a rolled-back replacement find the tunnel
-# CloudFormation keeps, whose tokens the secrets no longer hold.
-REPLACES_TAG = f"{HANDLER_TAG_PREFIX}replaces"
-# On a tunnel opened by renewal: the resource's physical id (its first tunnel). Update and Delete act on
-# the tunnel the source secret names only when it carries this link.
-RENEWS_TAG = f"{HANDLER_TAG_PREFIX}renews"
-# On a tunnel opened by a custom resource request: its RequestId. A request delivered twice (the provider
-# framework's invocation retried) finds the tunnel the first delivery opened instead of opening another.
-REQUEST_TAG = f"{HANDLER_TAG_PREFIX}request-id"
-# On every tunnel: the SHA-256 of the resource's binding nonce, which only its token secrets hold (the
-# ``bindingNonce`` field). Rotation and renewal act on a tunnel only for a secret that holds the nonce, so a
-# secret someone else tagged with this stack's id cannot have this stack's tunnel rotated into it. Set at
-# OpenTunnel only: tags with the handler's prefix cannot be changed later (see the README's security notes).
-BINDING_TAG = f"{HANDLER_TAG_PREFIX}binding"
-# Where the token documents keep the nonce.
+# Where the token documents keep the resource's binding nonce (see contract.BINDING_TAG).
 BINDING_FIELD = "bindingNonce"
 
 
@@ -50,6 +43,37 @@ class Destination(Protocol):
 
     @property
     def thing_name(self) -> str | None: ...
+
+
+class Configured(Destination, Protocol):
+    """A tunnel's whole configuration: a ``TunnelSpec`` or a described ``Tunnel``."""
+
+    @property
+    def max_lifetime_minutes(self) -> int: ...
+
+    @property
+    def description(self) -> str | None: ...
+
+
+def changed_fields(spec: "TunnelSpec", tunnel: Configured, fields: tuple[str, ...]) -> list[str]:
+    """The ``fields`` in which ``tunnel`` differs from ``spec``.
+
+    >>> from dataclasses import replace
+    >>> spec = TunnelSpec(services=("SSH",), max_lifetime_minutes=60, source_secret_arn="arn:src")
+    >>> changed_fields(spec, replace(spec, description="new"), FIELDS_THAT_REPLACE_THE_TUNNEL)
+    ['description']
+    """
+    return [name for name in fields if getattr(spec, name) != getattr(tunnel, name)]
+
+
+def replacing_changes(spec: "TunnelSpec", tunnel: Configured) -> list[str]:
+    """What differs that the API cannot change in place: a new tunnel replaces ``tunnel``."""
+    return changed_fields(spec, tunnel, FIELDS_THAT_REPLACE_THE_TUNNEL)
+
+
+def destination_changes(spec: "TunnelSpec", tunnel: Configured) -> list[str]:
+    """What differs in the destination: both tokens are rotated with the new destination config."""
+    return changed_fields(spec, tunnel, FIELDS_THAT_ROTATE_BOTH_TOKENS)
 
 
 def destination_config(destination: Destination) -> dict[str, Any]:
@@ -105,29 +129,31 @@ class TunnelSpec:
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> "TunnelSpec":
         return cls(
-            services=tuple(properties.get("Services") or ("SSH",)),
-            max_lifetime_minutes=int(properties.get("MaxLifetimeMinutes") or MAX_LIFETIME_MINUTES),
-            source_secret_arn=str(properties["SourceTokenSecretArn"]),
-            thing_name=properties.get("ThingName") or None,
-            description=properties.get("Description") or None,
-            tags={str(tag["Key"]): str(tag["Value"]) for tag in properties.get("Tags") or ()},
-            destination_secret_arn=properties.get("DestinationTokenSecretArn") or None,
-            renew=str(properties.get("Renew", "")).lower() == "true",
+            services=tuple(properties.get(Property.SERVICES) or DEFAULT_SERVICES),
+            max_lifetime_minutes=int(
+                properties.get(Property.MAX_LIFETIME_MINUTES) or DEFAULT_LIFETIME_MINUTES
+            ),
+            source_secret_arn=str(properties[Property.SOURCE_TOKEN_SECRET_ARN]),
+            thing_name=properties.get(Property.THING_NAME) or None,
+            description=properties.get(Property.DESCRIPTION) or None,
+            tags={str(tag["Key"]): str(tag["Value"]) for tag in properties.get(Property.TAGS) or ()},
+            destination_secret_arn=properties.get(Property.DESTINATION_TOKEN_SECRET_ARN) or None,
+            renew=str(properties.get(Property.RENEW, "")).lower() == "true",
         )
 
     def to_properties(self) -> dict[str, Any]:
         """The properties ``from_properties`` reads back into this spec, as CloudFormation would pass them."""
         properties: dict[str, Any] = {
-            "Services": list(self.services),
-            "MaxLifetimeMinutes": str(self.max_lifetime_minutes),
-            "SourceTokenSecretArn": self.source_secret_arn,
-            "Tags": [{"Key": key, "Value": value} for key, value in self.tags.items()],
-            "Renew": str(self.renew).lower(),
+            Property.SERVICES: list(self.services),
+            Property.MAX_LIFETIME_MINUTES: str(self.max_lifetime_minutes),
+            Property.SOURCE_TOKEN_SECRET_ARN: self.source_secret_arn,
+            Property.TAGS: [{"Key": key, "Value": value} for key, value in self.tags.items()],
+            Property.RENEW: str(self.renew).lower(),
         }
         optional = {
-            "ThingName": self.thing_name,
-            "Description": self.description,
-            "DestinationTokenSecretArn": self.destination_secret_arn,
+            Property.THING_NAME: self.thing_name,
+            Property.DESCRIPTION: self.description,
+            Property.DESTINATION_TOKEN_SECRET_ARN: self.destination_secret_arn,
         }
         return properties | {key: value for key, value in optional.items() if value}
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from . import aws_clients
+from .contract import DEFAULT_LIFETIME_MINUTES
 from .tunnel_spec import Destination, TunnelSpec, destination_config, template_tags
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class Tunnel(TunnelRef):
     @classmethod
     def from_description(cls, tunnel: "TunnelTypeDef") -> "Tunnel":
         destination = tunnel.get("destinationConfig", {})
-        lifetime = tunnel.get("timeoutConfig", {}).get("maxLifetimeTimeoutMinutes", 720)
+        lifetime = tunnel.get("timeoutConfig", {}).get("maxLifetimeTimeoutMinutes", DEFAULT_LIFETIME_MINUTES)
         created_at = tunnel.get("createdAt", datetime.now(UTC))
         return cls(
             tunnel_id=tunnel["tunnelId"],

@@ -4,7 +4,10 @@ Secrets Manager invokes it with ``{"Step", "SecretId", "ClientRequestToken"}`` (
 the EventBridge Scheduler schedule with ``{"stackId", "renewWithinMinutes", "intervalMinutes"}`` (see
 ``renewal``).
 
->>> handle({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": version})  # doctest: +SKIP
+>>> aws = getfixture("local_aws")  # in a test: local AWS, with boto3's environment set
+>>> stack_id = "arn:aws:cloudformation:us-east-1:123456789012:stack/Pumps/1"
+>>> handle({"stackId": stack_id, "renewWithinMinutes": "60"})
+[]
 """
 
 from collections.abc import Mapping

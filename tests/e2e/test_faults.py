@@ -13,9 +13,8 @@ import boto3
 import pytest
 from aws_cdk import Duration
 from cdk_secure_tunnel import SecureTunnel
-from cdk_secure_tunnel.testing import TunnelEmulator
-from cdk_secure_tunnel.testing.cloudformation import DeploymentFailed, LocalCloudFormation
-from lifecycle import assert_stack_consistent, secret_ids, template_with, templates_with, tunnel_ids
+from cdk_secure_tunnel.testing import DeploymentFailed, LocalCloudFormation, TunnelEmulator
+from support.lifecycle import assert_stack_consistent, secret_ids, template_with, templates_with, tunnel_ids
 from tunnel_lambda import aws_clients, custom_resource
 
 TEMPLATE = {"thing": "pump-7", "services": ["SSH"], "max_lifetime": Duration.hours(1)}

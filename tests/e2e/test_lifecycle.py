@@ -5,9 +5,8 @@ from typing import Any
 
 import pytest
 from aws_cdk import Duration
-from cdk_secure_tunnel.testing import TunnelEmulator
-from cdk_secure_tunnel.testing.cloudformation import DeploymentFailed, LocalCloudFormation
-from lifecycle import assert_stack_consistent, secret_ids, template_with, tunnel_ids
+from cdk_secure_tunnel.testing import DeploymentFailed, LocalCloudFormation, TunnelEmulator
+from support.lifecycle import assert_stack_consistent, secret_ids, template_with, tunnel_ids
 from tunnel_lambda.renewal import on_schedule
 
 
@@ -65,7 +64,7 @@ def test_update(kind: str, local_aws: Any, tunnel_emulator: TunnelEmulator) -> N
 def test_rollback_update_restores_every_resource(local_aws: Any, tunnel_emulator: TunnelEmulator) -> None:
     """Two tunnels change; the second fails, so the first (replaced) and the second (in place) roll back."""
     from cdk_secure_tunnel import SecureTunnel  # noqa: PLC0415
-    from lifecycle import templates_with  # noqa: PLC0415
+    from support.lifecycle import templates_with  # noqa: PLC0415
 
     def stack(lifetime: Duration, services: list[str]) -> dict[str, Any]:
         return templates_with(

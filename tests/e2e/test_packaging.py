@@ -56,6 +56,19 @@ def test_installed_wheel_synthesizes_outside_the_repository(installed_wheel: Pat
     assert any((d / "tunnel_lambda" / "custom_resource.py").is_file() for d in asset_dirs), handler
 
 
+@pytest.mark.slow
+def test_installed_wheel_imports_the_handler_from_its_asset_root(
+    installed_wheel: Path, tmp_path: Path
+) -> None:
+    code = "import tunnel_lambda.contract, cdk_secure_tunnel as p; print(tunnel_lambda.__file__, p.__file__)"
+    result = subprocess.run(
+        [installed_wheel, "-c", code], cwd=tmp_path, check=True, capture_output=True, text=True
+    )
+    handler, package = (Path(path).parent for path in result.stdout.split())
+    assert handler == package / "lambda_src" / "tunnel_lambda"
+    assert [path.name for path in handler.parent.iterdir()] == ["tunnel_lambda"]
+
+
 def test_import_constructs_from_the_repository_root_is_the_library() -> None:
     # constructs/ holds our package and must never shadow the `constructs` library.
     assert not (ROOT / "constructs" / "__init__.py").exists()

@@ -1,7 +1,7 @@
 """Delete, Update, rotation and renewal writing the same secrets at once (issue 10, item 10).
 
 Each test forces one interleaving: the second writer runs inside a call of the first (see
-``upkeep_support.interleaved``). The end state must be what some order of the two would give: every open
+``support.interleaving``). The end state must be what some order of the two would give: every open
 tunnel of the resource named by its secrets, or none open once it is deleted.
 """
 
@@ -9,19 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
-from interleaving import interleaved
+from support.events import STACK_ID, update
+from support.interleaving import interleaved
+from support.upkeep import create, delete, document, properties, rotate, run_schedule, stages
 from tunnel_lambda.rotation import RotationError
-from upkeep_support import (
-    STACK_ID,
-    create,
-    delete,
-    document,
-    properties,
-    rotate,
-    run_schedule,
-    stages,
-    update,
-)
 
 pytestmark = pytest.mark.usefixtures("local_aws")
 
@@ -77,7 +68,7 @@ def test_an_in_place_update_racing_a_renewal_leaves_the_live_tunnel_named_and_up
     # writes the secrets before the update writes its (now stale) tokens.
     rotated = "after-call.iotsecuretunneling.RotateTunnelAccessToken"
     with interleaved(rotated, lambda: run_schedule(tunnel_emulator)) as renewed:
-        assert update(first_id, changed, props) == first_id
+        assert update(first_id, changed, props)["PhysicalResourceId"] == first_id
 
     (live,) = tunnel_emulator.open_tunnels()
     assert renewed == [[live.tunnel_id]]

@@ -1,8 +1,5 @@
 """Fine-grained checks of what SecureTunnel puts in the template."""
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 from aws_cdk import App, Duration, Stack, Tags
 from aws_cdk import aws_iam as iam
@@ -10,54 +7,8 @@ from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Match, Template
 from cdk_secure_tunnel import SecureTunnel
+from support.templates import dependencies, handler_statements, synth, tunnel_properties
 from tunnel_lambda.tunnel_spec import TunnelSpec
-
-
-def synth(build: Any) -> Template:
-    stack = Stack(App(), "Test")
-    build(stack)
-    return Template.from_stack(stack)
-
-
-def tunnel_properties(template: Template) -> dict[str, Any]:
-    (resource,) = template.find_resources("Custom::SecureTunnel").values()
-    return resource["Properties"]  # type: ignore[no-any-return]
-
-
-def _references(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        if set(value) == {"Ref"} and isinstance(value["Ref"], str):
-            yield value["Ref"]
-        elif set(value) == {"Fn::GetAtt"}:
-            yield value["Fn::GetAtt"][0]
-        else:
-            for item in value.values():
-                yield from _references(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _references(item)
-
-
-def dependencies(template: Template, logical_id: str) -> set[str]:
-    """What CloudFormation creates before ``logical_id``: its DependsOn, Refs and GetAtts, transitively."""
-    resources = template.to_json()["Resources"]
-    found: set[str] = set()
-    pending = [logical_id]
-    while pending:
-        resource = resources[pending.pop()]
-        direct = {*resource.get("DependsOn", ()), *_references(resource.get("Properties", {}))}
-        new = {name for name in direct if name in resources} - found
-        found |= new
-        pending += new
-    return found
-
-
-def handler_statements(template: Template) -> list[dict[str, Any]]:
-    policies = template.find_resources(
-        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": Match.string_like_regexp("HandlerRole")}]}}
-    )
-    (policy,) = policies.values()
-    return policy["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
 
 
 def test_defaults() -> None:

@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, Shape, StructureShape
 from cdk_secure_tunnel.testing import LocalAws, ManualClock, TunnelEmulator
-from cdk_secure_tunnel.testing.tunnels import DEFAULT_LIFETIME_MINUTES
+from tunnel_lambda.contract import DEFAULT_LIFETIME_MINUTES
 
 MODEL = botocore.session.get_session().get_service_model("iotsecuretunneling")
 # max_attempts counts retries; total_max_attempts counts the first attempt too.

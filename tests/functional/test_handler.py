@@ -15,11 +15,11 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
-from interleaving import interleaved
+from support.events import STACK_ID, event, update
+from support.interleaving import interleaved
 from tunnel_lambda import aws_clients
 from tunnel_lambda.custom_resource import on_event
 
-STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/Test/0f1e2d3c-aaaa-bbbb-cccc-000000000000"
 OWNER_TAGS = {"cdk-secure-tunnel:stack-id": STACK_ID, "cdk-secure-tunnel:logical-id": "Tunnel"}
 
 
@@ -57,23 +57,6 @@ def props(new_secret: Callable[[], str]) -> dict[str, Any]:
         "SourceTokenSecretArn": new_secret(),
         "Tags": [{"Key": "team", "Value": "ops"}],
     }
-
-
-def event(request_type: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "RequestType": request_type,
-        "StackId": STACK_ID,
-        "RequestId": str(uuid.uuid4()),
-        "LogicalResourceId": "Tunnel",
-        "ResourceType": "Custom::SecureTunnel",
-        "ResponseURL": "https://example.invalid/",
-        "ResourceProperties": properties,
-        **extra,
-    }
-
-
-def update(physical_id: str, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    return on_event(event("Update", new, PhysicalResourceId=physical_id, OldResourceProperties=old))  # type: ignore[return-value]
 
 
 def document(secrets: Any, arn: str) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
-from test_handler import STACK_ID, event, update
+from support.events import STACK_ID, event, update
+from support.upkeep import create, delete, document, new_secret, properties, run_schedule
 from tunnel_lambda.custom_resource import on_event
 from tunnel_lambda.renewal import RenewalFailed
 from tunnel_lambda.upkeep import handle
-from upkeep_support import create, delete, document, new_secret, properties, run_schedule
 
 pytestmark = pytest.mark.usefixtures("local_aws")
 

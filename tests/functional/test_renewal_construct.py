@@ -6,8 +6,7 @@ from typing import Any
 from aws_cdk import Duration, Stack
 from aws_cdk.assertions import Template
 from cdk_secure_tunnel import SecureTunnel
-from test_construct import handler_statements, synth
-from test_rotation_construct import upkeep_statements
+from support.templates import handler_statements, synth, upkeep_statements
 
 
 def schedule_of(template: Template) -> dict[str, Any]:

@@ -11,9 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
+from support.events import update
+from support.upkeep import create, document, new_secret, properties, rotate, stages
 from tunnel_lambda.renewal import NotBound, renew_if_due
 from tunnel_lambda.rotation import RotationError
-from upkeep_support import create, document, new_secret, properties, rotate, stages, update
 
 pytestmark = pytest.mark.usefixtures("local_aws")
 
@@ -185,7 +186,7 @@ def test_a_rotation_that_finishes_after_an_in_place_update_fails_and_keeps_the_u
     arn = props["SourceTokenSecretArn"]
     version = rotate(arn, steps=("createSecret", "setSecret", "testSecret"))
     # A deploy moves the tunnel to another thing in place: same tunnel, new tokens in the secret.
-    assert update(tunnel_id, {**props, "ThingName": "pump-8"}, props) == tunnel_id
+    assert update(tunnel_id, {**props, "ThingName": "pump-8"}, props)["PhysicalResourceId"] == tunnel_id
     updated = document(arn)
 
     with pytest.raises(RotationError, match=r"written since this rotation's createSecret.*rotate again"):

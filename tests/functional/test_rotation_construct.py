@@ -5,21 +5,13 @@ from typing import Any
 
 import pytest
 from aws_cdk import Duration, Stack, Token
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Template
 from cdk_secure_tunnel import SecureTunnel
-from test_construct import dependencies, synth, tunnel_properties
+from support.templates import dependencies, synth, tunnel_properties, upkeep_statements
 
 
 def rotation_schedules(template: Template) -> list[dict[str, Any]]:
     return list(template.find_resources("AWS::SecretsManager::RotationSchedule").values())
-
-
-def upkeep_statements(template: Template) -> list[dict[str, Any]]:
-    policies = template.find_resources(
-        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": Match.string_like_regexp("UpkeepRole")}]}}
-    )
-    (policy,) = policies.values()
-    return policy["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
 
 
 def test_rotation_on_demand_can_be_turned_off() -> None:

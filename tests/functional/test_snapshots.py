@@ -12,7 +12,7 @@ from aws_cdk import App, Duration, Stack, Tags
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from cdk_secure_tunnel import SecureTunnel
-from conftest import normalize_assets
+from support.templates import normalize_assets
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 

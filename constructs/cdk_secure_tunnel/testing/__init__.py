@@ -1,54 +1,43 @@
-"""Local AWS for testing code that uses AWS IoT Secure Tunneling, without an AWS account.
+"""Test a stack's secure tunnels without an AWS account: the emulator, plus what needs the construct.
 
-- ``TunnelEmulator``: the Secure Tunneling control plane over its real wire protocol, with faults.
-- ``LocalAws``: the emulator plus moto's Secrets Manager, and the environment that points boto3 at them.
-- ``ManualClock``: a clock tests advance to expire tunnels.
+- ``LocalCloudFormation``: deploys a synthesized template's tunnels through the packaged handler.
+- ``TunnelEmulator``, ``LocalAws``, ``ManualClock``, ...: the CDK-free service emulator
+  (``cdk_secure_tunnel.emulator``), re-exported here.
 - pytest fixtures ``local_aws`` and ``tunnel_emulator`` (``cdk_secure_tunnel.testing.pytest_plugin``,
   loaded automatically).
-- ``python -m cdk_secure_tunnel.testing``: serve it all until interrupted.
+- ``python -m cdk_secure_tunnel.testing``: serve local AWS until interrupted.
+
+Importing this package is cheap (the pytest plugin in it loads in every test session): boto3, botocore's
+model, moto and the handler load when first used.
 
 >>> from cdk_secure_tunnel.testing import LocalAws
->>> with LocalAws() as aws:  # doctest: +SKIP
-...     os.environ.update(aws.environment())
+>>> with LocalAws() as aws:
 ...     aws.emulator.fail_next("OpenTunnel", error="ThrottlingException")
+...     sorted(aws.environment())[:2]
+['AWS_ACCESS_KEY_ID', 'AWS_DEFAULT_REGION']
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .clock import Clock, ManualClock, SystemClock
-    from .emulator import Call, TunnelEmulator
-    from .errors import ServiceError
-    from .local_aws import LocalAws
-    from .tunnels import TunnelView
+from ..emulator import (
+    Call,
+    Clock,
+    LocalAws,
+    ManualClock,
+    ServiceError,
+    SystemClock,
+    TunnelEmulator,
+    TunnelView,
+)
+from .cloudformation import DeploymentFailed, LocalCloudFormation
 
 __all__ = [
     "Call",
     "Clock",
+    "DeploymentFailed",
     "LocalAws",
+    "LocalCloudFormation",
     "ManualClock",
     "ServiceError",
     "SystemClock",
     "TunnelEmulator",
     "TunnelView",
 ]
-
-_MODULES = {
-    "Call": "emulator",
-    "Clock": "clock",
-    "LocalAws": "local_aws",
-    "ManualClock": "clock",
-    "ServiceError": "errors",
-    "SystemClock": "clock",
-    "TunnelEmulator": "emulator",
-    "TunnelView": "tunnels",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use: the pytest plugin in this package loads in every test session, and botocore's
-    # model and moto are slow to import.
-    if name in _MODULES:
-        return getattr(import_module(f".{_MODULES[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

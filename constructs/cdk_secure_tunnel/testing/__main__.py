@@ -17,8 +17,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .emulator import TunnelEmulator
-from .local_aws import LocalAws
+from ..emulator import LocalAws, TunnelEmulator
 
 
 def _parser() -> argparse.ArgumentParser:

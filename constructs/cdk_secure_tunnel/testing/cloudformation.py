@@ -5,22 +5,29 @@ Secrets Manager (moto), things are taken by name, and each ``Custom::SecureTunne
 CDK provider framework would pass to the handler, in CloudFormation's order: creates and updates first,
 deletes of replaced and removed resources in the cleanup phase, and a rollback when a step fails.
 
->>> cloudformation = LocalCloudFormation("Maintenance")  # doctest: +SKIP
->>> cloudformation.deploy(Template.from_stack(stack).to_json())  # doctest: +SKIP
->>> cloudformation.token_document("MaintenanceSourceToken30C10707")["tunnelId"]  # doctest: +SKIP
->>> cloudformation.destroy()  # doctest: +SKIP
+>>> from aws_cdk import App, Stack
+>>> from aws_cdk.assertions import Template
+>>> from cdk_secure_tunnel import SecureTunnel
+>>> stack = Stack(App(), "Pumps")
+>>> _ = SecureTunnel(stack, "Maintenance", thing="pump-7")
+>>> aws = getfixture("local_aws")  # in a test: the local_aws fixture
+>>> cloudformation = LocalCloudFormation("Pumps")
+>>> cloudformation.deploy(Template.from_stack(stack).to_json())
+>>> (tunnel,) = aws.emulator.open_tunnels()
+>>> cloudformation.token_document("MaintenanceSourceToken30C10707")["tunnelId"] == tunnel.tunnel_id
+True
+>>> cloudformation.destroy()
+>>> aws.emulator.open_tunnels()
+[]
 """
 
 import json
-import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
-from ..lambda_code import lambda_source
+from tunnel_lambda.contract import RESOURCE_TYPE
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -28,7 +35,6 @@ if TYPE_CHECKING:
 Handler = Callable[[Mapping[str, Any], Any], Mapping[str, Any]]
 Template = Mapping[str, Any]
 
-TUNNEL_TYPE = "Custom::SecureTunnel"
 # The provider framework answers a failed Create with this id and never passes the Delete that follows
 # to the handler (aws-cdk provider-framework/runtime/framework.ts).
 CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
@@ -39,11 +45,9 @@ class DeploymentFailed(Exception):
 
 
 def tunnel_handler() -> Handler:
-    """The packaged custom resource handler, imported from the code the construct deploys."""
-    source = str(lambda_source())
-    if source not in sys.path:
-        sys.path.insert(0, source)
-    from tunnel_lambda.custom_resource import on_event  # noqa: PLC0415  (importable only once on sys.path)
+    """The custom resource handler: the ``tunnel_lambda`` package the construct deploys as its asset."""
+    # Imported on first use, like boto3 below: this module loads with the pytest plugin in every session.
+    from tunnel_lambda.custom_resource import on_event  # noqa: PLC0415
 
     return on_event
 
@@ -132,7 +136,7 @@ class LocalCloudFormation:
         for logical_id, resource in old_resources.items():
             if logical_id in resources:
                 continue
-            if resource["Type"] == TUNNEL_TYPE:
+            if resource["Type"] == RESOURCE_TYPE:
                 self._delete(logical_id, self.tunnels.pop(logical_id))
             elif resource["Type"] == "AWS::SecretsManager::Secret":
                 self._delete_secret(logical_id)
@@ -141,7 +145,7 @@ class LocalCloudFormation:
         """Create and update the template's tunnels; the replaced resources are returned for cleanup."""
         done: list[tuple[str, _Resource | None]] = []  # (logical id, state before) for rollback
         for logical_id, resource in template.get("Resources", {}).items():
-            if resource["Type"] != TUNNEL_TYPE:
+            if resource["Type"] != RESOURCE_TYPE:
                 continue
             properties = self._resolve(resource.get("Properties", {}), template)
             before = self.tunnels.get(logical_id)
@@ -184,7 +188,7 @@ class LocalCloudFormation:
             "StackId": self.stack_id,
             "RequestId": str(uuid.uuid4()),
             "LogicalResourceId": logical_id,
-            "ResourceType": TUNNEL_TYPE,
+            "ResourceType": RESOURCE_TYPE,
             "ResourceProperties": _as_cloudformation_passes_it(dict(properties)),
         }
 
@@ -230,6 +234,8 @@ class LocalCloudFormation:
 
     def _secrets(self) -> "SecretsManagerClient":
         if self._secrets_client is None:
+            import boto3  # noqa: PLC0415
+
             self._secrets_client = boto3.client("secretsmanager", region_name=self.region)
         return self._secrets_client
 

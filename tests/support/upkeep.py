@@ -11,19 +11,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from test_handler import STACK_ID, event
+from tunnel_lambda.contract import OWNER_STACK_TAG, RENEW_TAG, ScheduleInput
 from tunnel_lambda.custom_resource import on_event
 from tunnel_lambda.renewal import on_schedule
 from tunnel_lambda.upkeep import handle
 
+from .events import STACK_ID, event
+
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-STACK_TAG = "cdk-secure-tunnel:stack-id"
-RENEW_TAG = "cdk-secure-tunnel:renew"
 
 
 def new_secret(renew: bool = False) -> str:
     """A token secret as the construct creates it: the placeholder value and the stack's tags."""
-    tags = [{"Key": STACK_TAG, "Value": STACK_ID}] + ([{"Key": RENEW_TAG, "Value": "true"}] if renew else [])
+    tags = [{"Key": OWNER_STACK_TAG, "Value": STACK_ID}] + (
+        [{"Key": RENEW_TAG, "Value": "true"}] if renew else []
+    )
     created = boto3.client("secretsmanager").create_secret(
         Name=f"token-{uuid.uuid4().hex[:8]}", SecretString="placeholder", Tags=tags
     )
@@ -59,18 +61,12 @@ def delete(props: dict[str, Any], physical_id: str) -> None:
     on_event(event("Delete", props, PhysicalResourceId=physical_id))
 
 
-def update(physical_id: str, new: dict[str, Any], old: dict[str, Any]) -> str:
-    """Update the resource through the handler; returns the physical id it answers."""
-    response = on_event(event("Update", new, PhysicalResourceId=physical_id, OldResourceProperties=old))
-    return str(response["PhysicalResourceId"])
-
-
 def run_schedule(emulator: Any, within_minutes: int = 60, interval_minutes: int = 50) -> list[str]:
     """One run of the renewal schedule as the construct configures it for 60-minute tunnels."""
     schedule = {
-        "stackId": STACK_ID,
-        "renewWithinMinutes": str(within_minutes),
-        "intervalMinutes": str(interval_minutes),
+        ScheduleInput.STACK_ID: STACK_ID,
+        ScheduleInput.RENEW_WITHIN_MINUTES: str(within_minutes),
+        ScheduleInput.INTERVAL_MINUTES: str(interval_minutes),
     }
     return on_schedule(schedule, now=datetime.fromtimestamp(emulator.clock.now(), UTC))
 

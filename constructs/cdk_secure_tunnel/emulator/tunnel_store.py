@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from tunnel_lambda.contract import DEFAULT_LIFETIME_MINUTES, MAX_SERVICES
+
 from .errors import ServiceError, not_found, validation_error
 
-DEFAULT_LIFETIME_MINUTES = 720
 # Closed tunnels stay describable for (at least) three hours, then the service forgets them.
 CLOSED_RETENTION_SECONDS = 3 * 3600
-# The data plane multiplexes at most three services over one tunnel.
-MAX_SERVICES = 3
 # Undocumented; the model's maximum, so a client that never pages sees everything it would on one page.
 DEFAULT_PAGE_SIZE = 100
 # The documented example token is 600 URL-safe base64 characters (450 random bytes).

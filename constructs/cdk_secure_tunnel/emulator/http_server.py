@@ -11,14 +11,16 @@ import logging
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ServiceError
-from .validation import service_model
+from .model_validation import service_model
 
-if TYPE_CHECKING:
-    from .emulator import TunnelEmulator
+# What the server passes each request to: (operation, parameters, region of the signature or None) ->
+# the response, or a ServiceError with the error to answer. TunnelEmulator.handle is one.
+RequestHandler = Callable[[str, Any, str | None], dict[str, Any]]
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 _LOG = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
                 params = json.loads(body or b"{}")
             except ValueError as error:
                 raise ServiceError("SerializationException", "The request body is not valid JSON") from error
-            self._reply(200, self.server.emulator.handle(operation, params, region))
+            self._reply(200, self.server.handle(operation, params, region))
         except ServiceError as error:
             self._reply(error.status, {"__type": error.code, "message": error.message}, error.code)
         except Exception:
@@ -94,16 +96,16 @@ class _HTTPServer(ThreadingHTTPServer):
     # (the burst tests), which AWS never does; that would test the emulator, not the handler.
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], emulator: "TunnelEmulator") -> None:
-        self.emulator = emulator
+    def __init__(self, address: tuple[str, int], handle: RequestHandler) -> None:
+        self.handle = handle
         super().__init__(address, _Handler)
 
 
 class EmulatorServer:
-    """Serves one emulator over HTTP from a background thread."""
+    """Serves ``handle`` over HTTP from a background thread."""
 
-    def __init__(self, emulator: "TunnelEmulator", host: str = "127.0.0.1", port: int = 0) -> None:
-        self._http = _HTTPServer((host, port), emulator)
+    def __init__(self, handle: RequestHandler, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._http = _HTTPServer((host, port), handle)
         self._thread = threading.Thread(target=self._http.serve_forever, name="tunnel-emulator", daemon=True)
 
     @property

@@ -5,8 +5,12 @@ update changes the emulator without code changes. Constraint violations become o
 listing all of them in AWS's wording; a value of the wrong JSON type becomes a SerializationException,
 as AWS's JSON protocol parser rejects it before any constraint is checked.
 
->>> validate("DescribeTunnel", {"tunnelId": "not a tunnel id!"})  # doctest: +SKIP
-ServiceError: ValidationException: 1 validation error detected: Value 'not a tunnel id!' at 'tunnelId' ...
+>>> try:
+...     validate("DescribeTunnel", {"tunnelId": "not a tunnel id!"})
+... except ServiceError as error:
+...     print(error.code, error.message)
+ValidationException 1 validation error detected: Value 'not a tunnel id!' at 'tunnelId' failed to
+satisfy constraint: Member must satisfy regular expression pattern: ...
 """
 
 import re
@@ -14,12 +18,12 @@ import sys
 import unicodedata
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
-
-import botocore.session
-from botocore.model import ListShape, OperationModel, ServiceModel, Shape, StructureShape
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import ServiceError, validation_error
+
+if TYPE_CHECKING:
+    from botocore.model import ListShape, OperationModel, ServiceModel, Shape, StructureShape
 
 SERVICE_NAME = "iotsecuretunneling"
 
@@ -29,12 +33,16 @@ _PROPERTY = re.compile(r"\\([pP])\{([A-Za-z]{1,2})\}")
 
 
 @cache
-def service_model() -> ServiceModel:
+def service_model() -> "ServiceModel":
     """botocore's model of AWS IoT Secure Tunneling, loaded once."""
+    # Imported on first use: the pytest plugin loads this package in every test session, and botocore
+    # takes a sixth of a second to import.
+    import botocore.session  # noqa: PLC0415
+
     return botocore.session.get_session().get_service_model(SERVICE_NAME)
 
 
-def operation_model(operation: str) -> OperationModel:
+def operation_model(operation: str) -> "OperationModel":
     return service_model().operation_model(operation)
 
 
@@ -138,8 +146,9 @@ def _render(value: Any) -> str:
     return str(value)
 
 
-def _check_structure(shape: Shape, value: Mapping[str, Any], path: str, problems: list[str]) -> None:
-    assert isinstance(shape, StructureShape)
+def _check_structure(
+    shape: "StructureShape", value: Mapping[str, Any], path: str, problems: list[str]
+) -> None:
     for name, member in shape.members.items():
         member_path = f"{path}.{name}" if path else name
         if value.get(name) is not None:
@@ -148,7 +157,7 @@ def _check_structure(shape: Shape, value: Mapping[str, Any], path: str, problems
             problems.append(_failed(None, member_path, "Member must not be null"))
 
 
-def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
+def _check(shape: "Shape", value: Any, path: str, problems: list[str]) -> None:
     kind = shape.type_name
     expected = _JSON_TYPES.get(kind, (object, "a value"))
     # bool is an int in Python but a distinct type in JSON.
@@ -158,15 +167,14 @@ def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
     if kind in ("list", "string", "integer", "long"):
         _check_bounds(shape, value, path, problems)
     if kind == "structure":
-        _check_structure(shape, value, path, problems)
+        _check_structure(cast("StructureShape", shape), value, path, problems)
     elif kind == "list":
-        assert isinstance(shape, ListShape)
         for position, item in enumerate(value, start=1):
             item_path = f"{path}.{position}.member"
             if item is None:
                 problems.append(_failed(None, item_path, "Member must not be null"))
             else:
-                _check(shape.member, item, item_path, problems)
+                _check(cast("ListShape", shape).member, item, item_path, problems)
     elif kind == "string":
         enum = shape.metadata.get("enum")
         if enum and value not in enum:
@@ -188,7 +196,7 @@ _JSON_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
 }
 
 
-def _check_bounds(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
+def _check_bounds(shape: "Shape", value: Any, path: str, problems: list[str]) -> None:
     """The model's min and max, on a length (strings, lists) or a value (numbers)."""
     numeric = shape.type_name in ("integer", "long")
     measured, what = (value, "value") if numeric else (len(value), "length")
@@ -209,13 +217,14 @@ def without_sensitive(operation: str, params: Mapping[str, Any]) -> dict[str, An
     return _strip(shape, dict(params)) if shape is not None else dict(params)
 
 
-def _strip(shape: Shape, value: Any) -> Any:
-    if isinstance(shape, StructureShape) and isinstance(value, dict):
+def _strip(shape: "Shape", value: Any) -> Any:
+    if shape.type_name == "structure" and isinstance(value, dict):
+        members = cast("StructureShape", shape).members
         return {
-            name: _strip(shape.members[name], item) if name in shape.members else item
+            name: _strip(members[name], item) if name in members else item
             for name, item in value.items()
-            if not (name in shape.members and shape.members[name].metadata.get("sensitive"))
+            if not (name in members and members[name].metadata.get("sensitive"))
         }
-    if isinstance(shape, ListShape) and isinstance(value, list):
-        return [_strip(shape.member, item) for item in value]
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_strip(cast("ListShape", shape).member, item) for item in value]
     return value

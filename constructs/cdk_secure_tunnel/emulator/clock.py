@@ -1,8 +1,12 @@
 """Clocks for the emulator: tunnel lifetimes run on one of these, so tests can fast-forward them.
 
+>>> from cdk_secure_tunnel.emulator import TunnelEmulator
 >>> clock = ManualClock()
->>> emulator = TunnelEmulator(clock=clock)  # doctest: +SKIP
+>>> emulator = TunnelEmulator(clock=clock)
+>>> tunnel_id = emulator.handle("OpenTunnel", {})["tunnelId"]
 >>> _ = clock.advance(hours=12)  # every tunnel opened with the default lifetime is now CLOSED
+>>> emulator.tunnel(tunnel_id).status
+'CLOSED'
 """
 
 import threading

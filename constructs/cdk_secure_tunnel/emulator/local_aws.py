@@ -1,16 +1,23 @@
 """A whole local AWS for the construct's code: the tunnel emulator plus moto's Secrets Manager.
 
->>> with LocalAws() as aws:  # doctest: +SKIP
-...     os.environ.update(aws.environment())
-...     boto3.client("iotsecuretunneling").open_tunnel()
-...     boto3.client("secretsmanager").list_secrets()
+>>> import os
+>>> from unittest import mock
+>>> import boto3
+>>> with LocalAws() as aws, mock.patch.dict(os.environ, aws.environment()):
+...     tunnel_id = boto3.client("iotsecuretunneling").open_tunnel()["tunnelId"]
+...     secrets = boto3.client("secretsmanager")
+...     arn = secrets.create_secret(Name="example-token", SecretString="s3cret")["ARN"]
+...     value = secrets.get_secret_value(SecretId=arn)["SecretString"]
+...     aws.reset()
+>>> aws.emulator.tunnels(), value
+([], 's3cret')
 """
 
 import logging
 import urllib.request
 from typing import TYPE_CHECKING
 
-from .emulator import TunnelEmulator
+from .control_plane import TunnelEmulator
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer

@@ -1,33 +1,34 @@
 """TunnelEmulator: a local AWS IoT Secure Tunneling control plane that boto3 talks to unmodified.
 
-Usage (``local_aws``/``tunnel_emulator`` fixtures do the first two steps for pytest)::
+Usage (``local_aws``/``tunnel_emulator`` fixtures start it and set the environment for pytest):
 
-    emulator = TunnelEmulator(clock=ManualClock())
-    os.environ["AWS_ENDPOINT_URL_IOTSECURETUNNELING"] = emulator.start()  # http://127.0.0.1:<port>
-    client = boto3.client("iotsecuretunneling")
-    config = {"thingName": "pump-7", "services": ["SSH"]}
-    tunnel_id = client.open_tunnel(destinationConfig=config)["tunnelId"]
-    assert emulator.notifications("pump-7")[0]["clientMode"] == "destination"
-    emulator.clock.advance(hours=12)
-    assert emulator.tunnel(tunnel_id).status == "CLOSED"
-    emulator.stop()
+>>> import boto3
+>>> from cdk_secure_tunnel.emulator import ManualClock
+>>> emulator = TunnelEmulator(clock=ManualClock())
+>>> endpoint = emulator.start()  # http://127.0.0.1:<port>, for AWS_ENDPOINT_URL_IOTSECURETUNNELING
+>>> client = boto3.client("iotsecuretunneling", endpoint_url=endpoint, region_name="us-east-1",
+...                       aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="example")
+>>> config = {"thingName": "pump-7", "services": ["SSH"]}
+>>> tunnel_id = client.open_tunnel(destinationConfig=config)["tunnelId"]
+>>> emulator.notifications("pump-7")[0]["clientMode"]
+'destination'
+>>> _ = emulator.clock.advance(hours=12)
+>>> emulator.tunnel(tunnel_id).status
+'CLOSED'
+>>> emulator.stop()
 """
 
 import copy
 import threading
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from .clock import Clock, ManualClock, SystemClock
+from .clock import Clock, SystemClock
 from .errors import ServiceError
 from .faults import InjectedFailures, RateLimits
-from .tunnels import RequestContext, TunnelStore, TunnelView
-from .validation import service_model, validate, without_sensitive
-
-if TYPE_CHECKING:
-    from .server import EmulatorServer
-
-__all__ = ["Call", "ManualClock", "TunnelEmulator"]
+from .http_server import EmulatorServer
+from .model_validation import service_model, validate, without_sensitive
+from .tunnel_store import RequestContext, TunnelStore, TunnelView
 
 
 class Call(NamedTuple):
@@ -74,11 +75,9 @@ class TunnelEmulator:
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
         """Serve on ``host:port`` (0: any free port) in a background thread; returns the endpoint URL."""
-        from .server import EmulatorServer  # noqa: PLC0415  (the HTTP layer is only needed to serve)
-
         if self._server is not None:
             raise RuntimeError(f"The emulator already serves on {self._server.endpoint}")
-        self._server = EmulatorServer(self, host, port)
+        self._server = EmulatorServer(self.handle, host, port)
         self._server.start()
         return self._server.endpoint
 
@@ -120,8 +119,14 @@ class TunnelEmulator:
         ``operation=None`` limits all operations together; ``per_second=None`` removes the limit. ``burst``
         is the bucket's size (default: one second's worth, at least 1).
 
-        >>> emulator.limit_rate("OpenTunnel", per_second=10)  # doctest: +SKIP
-        >>> emulator.limit_rate(None, per_second=None)  # doctest: +SKIP
+        >>> emulator = TunnelEmulator()
+        >>> emulator.limit_rate("OpenTunnel", per_second=1)
+        >>> _ = emulator.handle("OpenTunnel", {})
+        >>> emulator.handle("OpenTunnel", {})
+        Traceback (most recent call last):
+        ...
+        cdk_secure_tunnel.emulator.errors.ServiceError: ThrottlingException: Rate exceeded
+        >>> emulator.limit_rate(None, per_second=None)
         """
         self._check_operation(operation)
         with self._lock:
@@ -140,7 +145,12 @@ class TunnelEmulator:
         The HTTP status defaults to AWS's for that code (400 for client errors such as ThrottlingException,
         500 for InternalFailure, 503 for ServiceUnavailable). Failed calls change no state.
 
-        >>> emulator.fail_next("OpenTunnel", times=2, error="ThrottlingException")  # doctest: +SKIP
+        >>> emulator = TunnelEmulator()
+        >>> emulator.fail_next("OpenTunnel", times=2, error="ThrottlingException")
+        >>> emulator.handle("OpenTunnel", {})
+        Traceback (most recent call last):
+        ...
+        cdk_secure_tunnel.emulator.errors.ServiceError: ThrottlingException: Injected ThrottlingException
         """
         self._check_operation(operation)
         failure = ServiceError(error, message or f"Injected {error}", status)
@@ -151,7 +161,16 @@ class TunnelEmulator:
         """Answer the next call of ``operation`` (``None``: any), and every ``every``-th after it, with
         ``error`` until ``reset()``: ``every=2`` fails every other call.
 
-        >>> emulator.fail_every(None, every=2, error="ThrottlingException")  # doctest: +SKIP
+        >>> emulator = TunnelEmulator()
+        >>> emulator.fail_every(None, every=2, error="ThrottlingException")
+        >>> outcomes = []
+        >>> for _ in range(4):
+        ...     try:
+        ...         outcomes.append(emulator.handle("ListTunnels", {}) and "ok")
+        ...     except ServiceError as error:
+        ...         outcomes.append(error.code)
+        >>> outcomes
+        ['ThrottlingException', 'ok', 'ThrottlingException', 'ok']
         """
         self._check_operation(operation)
         with self._lock:
@@ -189,8 +208,12 @@ class TunnelEmulator:
     def notifications(self, thing_name: str) -> list[dict[str, Any]]:
         """The messages published to ``$aws/things/<thing_name>/tunnels/notify``, oldest first.
 
-        >>> emulator.notifications("pump-7")  # doctest: +SKIP
-        [{'clientAccessToken': '...', 'clientMode': 'destination', 'region': 'us-east-1', 'services': [...]}]
+        >>> emulator = TunnelEmulator()
+        >>> config = {"thingName": "pump-7", "services": ["SSH"]}
+        >>> _ = emulator.handle("OpenTunnel", {"destinationConfig": config})
+        >>> emulator.notifications("pump-7")
+        [{'clientAccessToken': '...', 'clientMode': 'destination', 'region': 'us-east-1',
+          'services': ['SSH']}]
         """
         with self._lock:
             return self._store.notifications(thing_name)
@@ -205,7 +228,10 @@ class TunnelEmulator:
     def calls(self) -> list[Call]:
         """Every request received since the last reset, oldest first, failed and throttled ones included.
 
-        >>> [call.operation for call in emulator.calls]  # doctest: +SKIP
+        >>> emulator = TunnelEmulator()
+        >>> tunnel_id = emulator.handle("OpenTunnel", {})["tunnelId"]
+        >>> _ = emulator.handle("DescribeTunnel", {"tunnelId": tunnel_id})
+        >>> [call.operation for call in emulator.calls]
         ['OpenTunnel', 'DescribeTunnel']
         """
         with self._lock:

@@ -6,8 +6,8 @@ from typing import Any
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 from cdk_secure_tunnel import SecureTunnel
-from cdk_secure_tunnel.testing import TunnelEmulator
-from cdk_secure_tunnel.testing.cloudformation import TUNNEL_TYPE, LocalCloudFormation
+from cdk_secure_tunnel.testing import LocalCloudFormation, TunnelEmulator
+from tunnel_lambda.contract import RESOURCE_TYPE
 
 
 def template_with(**props: Any) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def secret_ids(template: dict[str, Any], tunnel_logical_id: str) -> dict[str, st
 
 
 def tunnel_ids(template: dict[str, Any]) -> list[str]:
-    return [logical_id for logical_id, r in template["Resources"].items() if r["Type"] == TUNNEL_TYPE]
+    return [logical_id for logical_id, r in template["Resources"].items() if r["Type"] == RESOURCE_TYPE]
 
 
 def assert_stack_consistent(

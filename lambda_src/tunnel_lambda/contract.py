@@ -1,0 +1,98 @@
+"""What the construct, the handler and the emulator agree on: the service's limits, the resource's
+properties and defaults, and the tags the handler owns. Standard library only: it ships in the Lambda
+asset and the construct imports it at synth.
+
+The limits are AWS IoT Secure Tunneling's (tests/unit/test_contract.py holds them against botocore's model
+of the service, except the three services a tunnel carries, which only the data plane enforces).
+
+>>> Property.SERVICES, DEFAULT_SERVICES, DEFAULT_LIFETIME_MINUTES
+('Services', ('SSH',), 720)
+>>> [tag for tag in (OWNER_STACK_TAG, "env") if tag.startswith(RESERVED_TAG_PREFIXES)]
+['cdk-secure-tunnel:stack-id']
+"""
+
+from typing import Final
+
+# -- the service's limits ------------------------------------------------------------------------------------
+
+MAX_LIFETIME_MINUTES: Final = 720
+MIN_SERVICES: Final = 1
+# The data plane multiplexes at most three services over one tunnel (botocore's model sets no maximum).
+MAX_SERVICES: Final = 3
+# Thing and service names: the model's ThingName and Service shapes.
+NAME_PATTERN: Final = "[a-zA-Z0-9:_-]+"
+MAX_NAME_LENGTH: Final = 128
+MAX_DESCRIPTION_LENGTH: Final = 2048
+MAX_TAGS: Final = 200
+MAX_TAG_KEY_LENGTH: Final = 128
+MAX_TAG_VALUE_LENGTH: Final = 256
+
+# -- the Custom::SecureTunnel resource -----------------------------------------------------------------------
+
+RESOURCE_TYPE: Final = "Custom::SecureTunnel"
+
+
+class Property:
+    """The resource's property names, as the construct writes them and the handler reads them."""
+
+    SERVICES: Final = "Services"
+    MAX_LIFETIME_MINUTES: Final = "MaxLifetimeMinutes"
+    THING_NAME: Final = "ThingName"
+    DESCRIPTION: Final = "Description"
+    TAGS: Final = "Tags"
+    SOURCE_TOKEN_SECRET_ARN: Final = "SourceTokenSecretArn"  # noqa: S105  (a property name, not a secret)
+    DESTINATION_TOKEN_SECRET_ARN: Final = "DestinationTokenSecretArn"  # noqa: S105
+    RENEW: Final = "Renew"
+
+
+# What the handler assumes for a property the template leaves out. The construct leaves a property out
+# when it equals its default, which keeps templates small.
+DEFAULT_SERVICES: Final = ("SSH",)
+# The service's own default too: a tunnel opened without a timeoutConfig lives this long.
+DEFAULT_LIFETIME_MINUTES: Final = MAX_LIFETIME_MINUTES
+
+# Which changed fields replace the tunnel (README, "What each change does"): the API changes neither a
+# tunnel's lifetime nor its description, so a change opens a new tunnel and CloudFormation deletes the old
+# one. A new destination (thing or services) rotates both tokens in place; tags are retagged in place.
+FIELDS_THAT_REPLACE_THE_TUNNEL: Final = ("max_lifetime_minutes", "description")
+FIELDS_THAT_ROTATE_BOTH_TOKENS: Final = ("thing_name", "services")
+
+# -- tags ----------------------------------------------------------------------------------------------------
+
+# Tag keys with this prefix are the handler's own; templates may not use it (nor AWS's).
+HANDLER_TAG_PREFIX: Final = "cdk-secure-tunnel:"
+RESERVED_TAG_PREFIXES: Final = ("aws:", HANDLER_TAG_PREFIX)
+# On every tunnel, and on the token secrets: the stack that owns it. IAM policies are scoped by it.
+OWNER_STACK_TAG: Final = f"{HANDLER_TAG_PREFIX}stack-id"
+# On every tunnel: the logical id of the resource that opened it.
+OWNER_RESOURCE_TAG: Final = f"{HANDLER_TAG_PREFIX}logical-id"
+# On a tunnel opened to replace another: lets the Delete of a rolled-back replacement find the tunnel
+# CloudFormation keeps, whose tokens the secrets no longer hold.
+REPLACES_TAG: Final = f"{HANDLER_TAG_PREFIX}replaces"
+# On a tunnel opened by renewal: the resource's physical id (its first tunnel). Update and Delete act on
+# the tunnel the source secret names only when it carries this link.
+RENEWS_TAG: Final = f"{HANDLER_TAG_PREFIX}renews"
+# On a tunnel opened by a custom resource request: its RequestId. A request delivered twice (the provider
+# framework's invocation retried) finds the tunnel the first delivery opened instead of opening another.
+REQUEST_TAG: Final = f"{HANDLER_TAG_PREFIX}request-id"
+# On every tunnel: the SHA-256 of the resource's binding nonce, which only its token secrets hold. Rotation
+# and renewal act on a tunnel only for a secret that holds the nonce, so a secret someone else tagged with
+# this stack's id cannot have this stack's tunnel rotated into it. Set at OpenTunnel only, like every tag
+# with the handler's prefix: the IAM policy refuses TagResource and UntagResource on them.
+BINDING_TAG: Final = f"{HANDLER_TAG_PREFIX}binding"
+# On the source secret of each renewing tunnel: how the renewal schedule finds them.
+RENEW_TAG: Final = f"{HANDLER_TAG_PREFIX}renew"
+# The most tags the handler adds to a tunnel: stack id, logical id, replaces or renews, binding, request id.
+OWNER_TAG_COUNT: Final = 5
+
+# -- the renewal schedule's event ----------------------------------------------------------------------------
+
+
+class ScheduleInput:
+    """The keys of the event the renewal schedule sends the upkeep function."""
+
+    STACK_ID: Final = "stackId"
+    # Renew what ends within this many minutes.
+    RENEW_WITHIN_MINUTES: Final = "renewWithinMinutes"
+    # The schedule's rate: a tunnel opened less than this ago is left alone if it outlives the next run.
+    INTERVAL_MINUTES: Final = "intervalMinutes"
