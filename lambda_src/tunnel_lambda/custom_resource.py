@@ -19,12 +19,13 @@ Delete that loses starts over from what the secrets say now.
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, NotRequired, TypedDict, TypeVar
 
 from botocore.exceptions import ClientError
 
 from . import aws_clients, renewal, tunnels
-from .contract import RENEWS_TAG, REPLACES_TAG, REQUEST_TAG
+from .contract import MAX_LIFETIME_MINUTES, RENEWS_TAG, REPLACES_TAG, REQUEST_TAG
 from .token_secrets import (
     REPLACES_FIELD,
     Stored,
@@ -56,6 +57,8 @@ Event = Mapping[str, Any]
 _T = TypeVar("_T")
 # How often an Update or Delete starts over after losing a write to a renewal or a rotation.
 _ATTEMPTS = 5
+# The longest a request's invocations run: the provider framework's own timeout.
+_REQUEST_MINUTES = timedelta(minutes=15)
 
 
 class _Attributes(TypedDict):
@@ -204,11 +207,18 @@ def _sweep(
     renewal (``renews``) or as a second tunnel of the request that opened it (``request-id``). A tunnel
     of the same logical id linked to another physical id belongs to the resource that replaced this one
     and is left alone. ListTunnels shows no tags, so only the tunnels with this resource's description
-    are described (the rest of the region costs one ListTunnels call per 100 tunnels).
+    are described (the rest costs one ListTunnels call per 100 tunnels opened since this resource's
+    first tunnel, or in the last 12 hours).
     """
     description = first.description if first is not None else spec.description
     request_id = first.tags.get(REQUEST_TAG) if first is not None else None
-    for summary in tunnels.open_tunnels():
+    # No tunnel stays open longer than its maximum lifetime, so older ones need not be listed; a second
+    # tunnel of the first one's request was opened during that request (the provider framework's
+    # invocations end within 15 minutes).
+    since = datetime.now(UTC) - timedelta(minutes=MAX_LIFETIME_MINUTES)
+    if first is not None:
+        since = max(since, first.created_at - _REQUEST_MINUTES)
+    for summary in tunnels.open_tunnels(since):
         if summary.tunnel_id in named or summary.tunnel_id == tunnel_id or summary.description != description:
             continue
         aws_clients.check_deadline("closing this resource's leftover tunnels")

@@ -140,16 +140,19 @@ class Summary:
     description: str | None
 
 
-def open_tunnels() -> Iterator[Summary]:
-    """Every open tunnel of the account in this region, newest first.
+def open_tunnels(since: datetime) -> Iterator[Summary]:
+    """Every open tunnel of the account in this region created after ``since``, newest first.
 
-    ListTunnels has no botocore paginator: pages are followed through nextToken.
+    ListTunnels has no botocore paginator: pages are followed through nextToken, and no further than the
+    first tunnel created before ``since`` (the list is newest first, closed tunnels included).
     """
     client = aws_clients.tunneling()
     arguments: dict[str, object] = {"maxResults": 100}
     while True:
         response = client.list_tunnels(**arguments)  # type: ignore[arg-type]
         for summary in response.get("tunnelSummaries", ()):
+            if summary.get("createdAt", since) < since:
+                return
             if summary.get("status") == "OPEN":
                 yield Summary(summary["tunnelId"], summary.get("description") or None)
         if not response.get("nextToken"):

@@ -109,3 +109,18 @@ def test_delete_closes_what_a_lost_race_left_open_and_only_that(tunnel_emulator:
     delete(props, first_id)
 
     assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [successors]
+
+
+def test_delete_lists_no_further_than_the_tunnels_that_can_still_be_open(tunnel_emulator: Any) -> None:
+    tunnels = boto3.client("iotsecuretunneling")
+    for _ in range(150):  # an account's history: a page and a half of tunnels, long closed
+        tunnels.open_tunnel(destinationConfig={"services": ["SSH"]})
+    tunnel_emulator.clock.advance(hours=13)
+    props = properties()
+    first_id = create(props)
+    before = len(tunnel_emulator.calls)
+
+    delete(props, first_id)
+
+    listed = [call for call in tunnel_emulator.calls[before:] if call.operation == "ListTunnels"]
+    assert len(listed) == 1
