@@ -9,7 +9,7 @@ same field names AWS IoT uses for the device's notification::
 
 With ``renew`` on, each document also carries a ``renewal`` record (see ``tunnel_spec.Renewal``): the
 secrets are the only place that outlives every tunnel of the resource. Each also carries the resource's
-``bindingNonce`` (see ``tunnel_spec.BINDING_TAG``).
+``bindingNonce`` (see ``contract.BINDING_TAG``).
 
 Every write is a compare-and-set on the ``AWSCURRENT`` label (see ``write_all``): Create, Update, Delete,
 renewal and rotation run without coordination, and a writer whose view of the secret is stale must lose
