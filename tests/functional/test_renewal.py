@@ -11,6 +11,7 @@ import boto3
 import pytest
 from support.events import STACK_ID, event, update
 from support.upkeep import create, delete, document, new_secret, properties, run_schedule
+from tunnel_lambda.contract import ScheduleInput
 from tunnel_lambda.custom_resource import on_event
 from tunnel_lambda.renewal import RenewalFailed
 from tunnel_lambda.upkeep import handle
@@ -234,7 +235,11 @@ def test_a_run_with_no_time_left_leaves_every_tunnel_to_the_next_run(tunnel_emul
     props = properties(renew=True)
     first_id = create(props)
     tunnel_emulator.clock.advance(minutes=60)  # ended: due whatever the time
-    schedule = {"stackId": STACK_ID, "renewWithinMinutes": "60", "intervalMinutes": "50"}
+    schedule = {
+        ScheduleInput.STACK_ID: STACK_ID,
+        ScheduleInput.RENEW_WITHIN_MINUTES: "60",
+        ScheduleInput.INTERVAL_MINUTES: "50",
+    }
     before = len(tunnel_emulator.calls)
     with pytest.raises(RenewalFailed, match=props["SourceTokenSecretArn"]):
         handle(schedule, _AlmostOut())
