@@ -483,6 +483,20 @@ def test_an_update_delivered_again_answers_with_the_replacement_it_opened(
     assert sorted(view.tunnel_id for view in tunnel_emulator.open_tunnels()) == sorted([old_id, new_id])
 
 
+def test_an_update_delivered_twice_at_once_answers_one_replacement_from_both(
+    props: dict[str, Any], secrets: Any, tunnel_emulator: Any
+) -> None:
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    changed = {**props, "MaxLifetimeMinutes": "60"}
+    updated = event("Update", changed, PhysicalResourceId=old_id, OldResourceProperties=props)
+    with interleaved("after-call.iotsecuretunneling.OpenTunnel", lambda: on_event(updated)) as second:
+        first = on_event(updated)
+    assert second == [first]
+    new_id = first["PhysicalResourceId"]
+    assert sorted(view.tunnel_id for view in tunnel_emulator.open_tunnels()) == sorted([old_id, new_id])
+    assert document(secrets, props["SourceTokenSecretArn"])["tunnelId"] == new_id
+
+
 class _Context:
     """A Lambda context whose invocation ends ``seconds`` from now."""
 
