@@ -91,8 +91,9 @@ class SecureTunnel(Construct):
             tunnel. Default: names the stack and this construct's path.
         :param tags: Tags for the tunnel; ``Tags.of(scope).add(...)`` reaches it too. Keys starting with
             ``aws:`` or ``cdk-secure-tunnel:`` are reserved. Default: no tags of yours.
-        :param encryption_key: The KMS key that encrypts the token secrets. Default: the account's
-            ``aws/secretsmanager`` key.
+        :param encryption_key: The KMS key that encrypts the token secrets: a key, or an alias whose key
+            CDK knows (``kms.Alias``, ``kms.Alias.from_alias_attributes``); an alias imported by name alone
+            is refused, because no grant reaches its key. Default: the account's ``aws/secretsmanager`` key.
         :param store_destination_token: Whether a secret also holds the destination token. Default: true
             without a ``thing``, false with one (the device already gets its token, and every extra copy of
             a token is exposure).
@@ -124,6 +125,8 @@ class SecureTunnel(Construct):
             rotate_every=rotate_every,
             renew=renew,
         )
+        if encryption_key is not None:
+            validation.check_encryption_key(encryption_key)
         self._tags = TagManager(TagType.KEY_VALUE, RESOURCE_TYPE)
         for key, value in settings.tags.items():
             self._tags.set_tag(key, value)

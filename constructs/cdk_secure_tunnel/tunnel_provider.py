@@ -8,7 +8,6 @@ tunnels has the same handler policy as a stack with one.
 from typing import cast
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, aws_lambda
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
@@ -16,23 +15,29 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from .lambda_code import python_function
-from .per_stack import arn, stack_singleton
+from .per_stack import stack_singleton
 from .policies import (
     acknowledge,
     allow_key_once,
+    find_tunnels_statement,
+    notify_things_statement,
     open_tunnels_statement,
-    rotate_tokens_statement,
+    template_tags_statement,
     this_stacks_secrets_statement,
+    this_stacks_tunnels_statement,
 )
 
 _ACKNOWLEDGMENTS = {
+    "AwsSolutions-IAM5[Resource::*]": (
+        "OpenTunnel, TagResource and UntagResource have no tunnel resource type in the service "
+        "authorization reference, so only '*' matches them; OpenTunnel is restricted to requests that tag "
+        "the new tunnel with this stack's id, and tagging to the template's tag keys (never the "
+        "cdk-secure-tunnel: keys that say which stack owns a tunnel). ListTunnels has none either: Delete "
+        "lists the region's open tunnels to close the ones a lost race left open for the deleted resource."
+    ),
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (  # noqa: E501
         "The provider framework's own function role is built by aws-cdk-lib with this managed policy; it "
         "only grants writing the function's logs."
-    ),
-    "AwsSolutions-IAM5[Resource::*]": (
-        "iot:ListTunnels has no resource-level permissions; Delete lists the region's tunnels to close the "
-        "ones a lost race left open for the deleted resource, and describes only those with its description."
     ),
     "AwsSolutions-L1": (
         "The provider framework's Node.js runtime is fixed by aws-cdk-lib; the tunnel handler itself runs "
@@ -101,25 +106,14 @@ class TunnelProvider(Construct):
         allow_key_once(self.handler_role, key, self._keys)
 
     def _grant_tunneling(self) -> None:
-        self.handler_role.add_to_policy(open_tunnels_statement(["iot:OpenTunnel"]))
-        self.handler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ManageTunnels",
-                actions=[
-                    "iot:DescribeTunnel",
-                    "iot:CloseTunnel",
-                    "iot:TagResource",
-                    "iot:UntagResource",
-                ],
-                resources=[arn("iot", "tunnel/*")],
-            )
-        )
-        self.handler_role.add_to_policy(rotate_tokens_statement())
-        self.handler_role.add_to_policy(
-            # Delete closes what a lost race left open for the resource it deletes (a renewal or a second
-            # delivery of a Create): ListTunnels finds it, as it shows no tags, by its description.
-            iam.PolicyStatement(sid="FindLeftoverTunnels", actions=["iot:ListTunnels"], resources=["*"])
-        )
+        for statement in (
+            open_tunnels_statement(),
+            this_stacks_tunnels_statement(),
+            notify_things_statement(),
+            template_tags_statement(),
+        ):
+            self.handler_role.add_to_policy(statement)
+        self.handler_role.add_to_policy(find_tunnels_statement())
         # Every write is a compare-and-set: the new version is written under the handler's own label,
         # then AWSCURRENT is moved to it from the version that was read (tunnel_lambda/token_secrets.py).
         self.handler_role.add_to_policy(

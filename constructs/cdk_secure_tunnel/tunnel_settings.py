@@ -56,12 +56,15 @@ class TunnelSettings:
         ``thing_name`` is checked by the caller, which also accepts a ``CfnThing``; ``default_description``
         is called only when no ``description`` is given.
         """
-        checked_services = validation.check_services(list(services)) if services is not None else None
+        checked_services = validation.check_services(services) if services is not None else None
         lifetime = (
             validation.check_max_lifetime(max_lifetime)
             if max_lifetime is not None
             else DEFAULT_LIFETIME_MINUTES
         )
+        store_destination_token = validation.check_flag("store_destination_token", store_destination_token)
+        rotate_on_demand = validation.check_flag("rotate_on_demand", rotate_on_demand)
+        renew = validation.check_flag("renew", renew)
         rotation_schedule = _rotation_schedule(rotate_every, rotate_on_demand)
         if renew:
             validation.check_renewed_lifetime(lifetime, MIN_RENEWED_LIFETIME_MINUTES)
@@ -72,7 +75,7 @@ class TunnelSettings:
                 description if description is not None else default_description()
             ),
             thing_name=thing_name,
-            tags=validation.check_tags(tags or {}),
+            tags=validation.check_tags(tags if tags is not None else {}),
             store_destination_token=(
                 store_destination_token if store_destination_token is not None else thing_name is None
             ),
@@ -114,9 +117,10 @@ class TunnelSettings:
 def _rotation_schedule(rotate_every: Duration | None, rotate_on_demand: bool | None) -> str | None:
     if rotate_every is None:
         return None
+    schedule = validation.check_rotate_every(rotate_every)
     if rotate_on_demand is False:
         raise ValueError(
             f"rotate_on_demand: got False with rotate_every={rotate_every.to_human_string()!r}; "
             "scheduled rotation uses the same rotation function, so leave rotate_on_demand unset"
         )
-    return validation.check_rotate_every(rotate_every)
+    return schedule

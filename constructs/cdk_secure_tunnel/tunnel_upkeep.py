@@ -34,14 +34,14 @@ from tunnel_lambda.contract import ScheduleInput
 from constructs import Construct
 
 from .lambda_code import python_function
-from .per_stack import STACK_ID, arn, stack_singleton
+from .per_stack import STACK_ID, stack_singleton
 from .policies import (
-    TAGGED_WITH_THIS_STACK,
     acknowledge,
     allow_key_once,
+    notify_things_statement,
     open_tunnels_statement,
-    rotate_tokens_statement,
     this_stacks_secrets_statement,
+    this_stacks_tunnels_statement,
 )
 from .tunnel_provider import TunnelProvider
 from .validation import is_unresolved
@@ -56,7 +56,9 @@ MAX_CHECK_INTERVAL_MINUTES = 60
 _ACKNOWLEDGMENTS = {
     "AwsSolutions-IAM5[Resource::*]": (
         "secretsmanager:ListSecrets has no resource-level permissions; renewal lists the secrets tagged "
-        "with this stack's id and reads only those."
+        "with this stack's id and reads only those. OpenTunnel has no resource type in the service "
+        "authorization reference, so only '*' matches it; renewal may open tunnels only when the request "
+        "tags them with this stack's id."
     ),
 }
 
@@ -178,7 +180,7 @@ class TunnelUpkeep(Construct):
                 resources=["*"],
             )
         )
-        self.role.add_to_policy(open_tunnels_statement(["iot:OpenTunnel", "iot:TagResource"]))
+        self.role.add_to_policy(open_tunnels_statement())
         self._scheduler_role = iam.Role(
             self,
             "SchedulerRole",
@@ -232,12 +234,5 @@ class TunnelUpkeep(Construct):
                 ],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="DescribeAndCloseThisStacksTunnels",
-                actions=["iot:DescribeTunnel", "iot:CloseTunnel"],
-                resources=[arn("iot", "tunnel/*")],
-                conditions=TAGGED_WITH_THIS_STACK,
-            )
-        )
-        self.role.add_to_policy(rotate_tokens_statement())
+        self.role.add_to_policy(this_stacks_tunnels_statement())
+        self.role.add_to_policy(notify_things_statement())

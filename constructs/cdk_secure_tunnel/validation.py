@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration
+from aws_cdk import aws_kms as kms
 from tunnel_lambda.contract import (
     MAX_DESCRIPTION_LENGTH,
     MAX_LIFETIME_MINUTES,
@@ -80,12 +81,29 @@ def _fail(parameter: str, value: object, allowed: str) -> ValueError:
 
 def check_name(parameter: str, value: str) -> str:
     """A thing or service name, as the service's ThingName and Service shapes allow."""
-    if not is_unresolved(value) and not (len(value) <= MAX_NAME_LENGTH and _NAME.fullmatch(value)):
+    if not isinstance(value, str) or (
+        not is_unresolved(value) and not (len(value) <= MAX_NAME_LENGTH and _NAME.fullmatch(value))
+    ):
         raise _fail(parameter, value, f"expected {_NAME_RULE}")
     return value
 
 
 def check_services(services: Sequence[str]) -> list[str]:
+    """1 to 3 distinct service names; a plain string is refused, where ``list()`` would split it.
+
+    >>> check_services("VNC")
+    Traceback (most recent call last):
+    ...
+    ValueError: services: got 'VNC'; expected a list of 1 to 3 service names, e.g. ['VNC'], not a string
+    """
+    if isinstance(services, str):
+        raise _fail(
+            "services",
+            services,
+            f"expected a list of 1 to {MAX_SERVICES} service names, e.g. [{services!r}], not a string",
+        )
+    if not isinstance(services, Sequence):
+        raise _fail("services", services, f"expected a list of 1 to {MAX_SERVICES} service names")
     if is_unresolved(services):
         return list(services)
     if not MIN_SERVICES <= len(services) <= MAX_SERVICES:
@@ -98,8 +116,15 @@ def check_services(services: Sequence[str]) -> list[str]:
     return list(services)
 
 
+def _check_duration(parameter: str, value: object, example: str) -> None:
+    """A bare number has no unit: ``Duration`` says which one (design guidelines: time is a Duration)."""
+    if not isinstance(value, Duration):
+        raise _fail(parameter, value, f"expected a Duration, e.g. {example}")
+
+
 def check_max_lifetime(max_lifetime: Duration) -> float:
     """The lifetime in whole minutes (the API's unit), or a number token for an unresolved Duration."""
+    _check_duration("max_lifetime", max_lifetime, "Duration.minutes(60) or Duration.hours(2)")
     # A Duration made from a token in minutes converts to that token; in any other unit, CDK refuses.
     minutes = max_lifetime.to_minutes(integral=False)
     if is_unresolved(minutes):
@@ -118,6 +143,10 @@ def _has_control_characters(text: str) -> bool:
 
 
 def check_description(description: str) -> str:
+    if not isinstance(description, str):
+        raise _fail(
+            "description", description, f"expected a string of 1 to {MAX_DESCRIPTION_LENGTH} characters"
+        )
     if is_unresolved(description):
         return description
     if not 1 <= len(description) <= MAX_DESCRIPTION_LENGTH or _has_control_characters(description):
@@ -138,6 +167,8 @@ def _is_tag_text(text: str) -> bool:
 
 
 def check_tags(tags: Mapping[str, str], parameter: str = "tags") -> dict[str, str]:
+    if not isinstance(tags, Mapping) and not is_unresolved(tags):
+        raise _fail(parameter, tags, "expected a mapping of tag keys to values, e.g. {'team': 'ops'}")
     if is_unresolved(tags):
         return dict(tags)
     limit = MAX_TAGS - OWNER_TAG_COUNT
@@ -146,7 +177,7 @@ def check_tags(tags: Mapping[str, str], parameter: str = "tags") -> dict[str, st
     for key, value in tags.items():
         if is_unresolved(key):
             continue
-        if not 1 <= len(key) <= MAX_TAG_KEY_LENGTH or not _is_tag_text(key):
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_TAG_KEY_LENGTH or not _is_tag_text(key):
             raise _fail(
                 f"{parameter} key",
                 key,
@@ -158,11 +189,14 @@ def check_tags(tags: Mapping[str, str], parameter: str = "tags") -> dict[str, st
                 key,
                 f"keys starting with {' or '.join(RESERVED_TAG_PREFIXES)} are reserved",
             )
-        if not is_unresolved(value) and (len(value) > MAX_TAG_VALUE_LENGTH or not _is_tag_text(value)):
+        if is_unresolved(value):
+            continue
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE_LENGTH or not _is_tag_text(value):
             raise _fail(
                 f"{parameter} value of {key!r}",
                 value,
-                f"expected 0-{MAX_TAG_VALUE_LENGTH} letters, digits, spaces or _ . : / = + - @",
+                f"expected {'' if isinstance(value, str) else 'a string of '}"
+                f"0-{MAX_TAG_VALUE_LENGTH} letters, digits, spaces or _ . : / = + - @",
             )
     return dict(tags)
 
@@ -173,6 +207,7 @@ def check_rotate_every(rotate_every: Duration) -> str:
     >>> check_rotate_every(Duration.hours(8)), check_rotate_every(Duration.days(30))
     ('rate(8 hours)', 'rate(30 days)')
     """
+    _check_duration("rotate_every", rotate_every, "Duration.hours(8) or Duration.days(30)")
     if rotate_every.is_unresolved():
         try:
             return f"rate({rotate_every.to_hours()} hours)"
@@ -201,3 +236,39 @@ def check_renewed_lifetime(lifetime_minutes: float, minimum: int) -> None:
             f"{lifetime_minutes:g} minutes",
             f"renew=True needs at least {minimum} minutes, to open the next tunnel before this one ends",
         )
+
+
+def check_flag(parameter: str, value: object) -> bool | None:
+    """``True``, ``False`` or unset: a string such as ``"false"`` would otherwise count as true."""
+    if value is not None and not isinstance(value, bool):
+        raise _fail(parameter, value, "expected True or False")
+    return value
+
+
+def check_encryption_key(key: kms.IKey) -> kms.IKey:
+    """A key whose grants reach it: not an alias imported by name alone.
+
+    ``kms.Alias.from_alias_name`` gives an alias whose target key is unknown to CDK, and CDK drops every
+    grant made through it: the handler could not encrypt the token secrets (every Create would fail at
+    deploy), and ``grant_read_source_token`` would not let anyone decrypt them. Granting through the
+    ``kms:ResourceAliases`` condition key instead would allow whichever key in the account the alias
+    names at the time, so whoever may retarget the alias would choose the key, and the grants CDK makes
+    through the secrets would still be empty. The key itself is always at hand: its ARN, or
+    ``kms.Alias.from_alias_attributes(..., alias_target_key=key)`` to keep using the alias's name.
+    """
+    if not hasattr(key, "key_arn"):
+        raise _fail(
+            "encryption_key", key, "expected a kms.IKey, e.g. kms.Key(...) or kms.Key.from_key_arn(...)"
+        )
+    alias_name = getattr(key, "alias_name", None)
+    if alias_name is not None:
+        try:
+            key.alias_target_key  # type: ignore[attr-defined]  # noqa: B018  (raises for an alias imported by name)
+        except RuntimeError:
+            raise ValueError(
+                f"encryption_key: got the alias {alias_name!r} imported by name (kms.Alias.from_alias_name); "
+                "grants through it reach no key, so the handler could not write the token secrets: pass "
+                "the key (kms.Key.from_key_arn(...)) or "
+                "kms.Alias.from_alias_attributes(..., alias_target_key=key)"
+            ) from None
+    return key

@@ -69,6 +69,41 @@ def test_installed_wheel_imports_the_handler_from_its_asset_root(
     assert [path.name for path in handler.parent.iterdir()] == ["tunnel_lambda"]
 
 
+TYPED_APP = """
+from aws_cdk import App, Stack
+from cdk_secure_tunnel import SecureTunnel
+
+tunnel = SecureTunnel(Stack(App(), "Typed"), "Tunnel", thing="pump-7")
+tunnel_id: str = tunnel.tunnel_id
+"""
+# Only the package itself is analyzed: following aws-cdk-lib's stubs takes minutes, and its types are
+# not what is checked here (they become Any).
+TYPED_APP_CONFIG = """
+[mypy]
+strict = True
+follow_imports = skip
+[mypy-cdk_secure_tunnel.*]
+follow_imports = normal
+"""
+
+
+@pytest.mark.slow
+def test_mypy_strict_accepts_an_app_importing_the_installed_wheel(
+    installed_wheel: Path, tmp_path: Path
+) -> None:
+    """The wheel carries py.typed: without it mypy --strict rejects every import of the package."""
+    (tmp_path / "mypy.ini").write_text(TYPED_APP_CONFIG)
+    (tmp_path / "app.py").write_text(TYPED_APP)
+    (tmp_path / "wrong.py").write_text(TYPED_APP + "SecureTunnel(Stack(App(), 'S'), 'T', renew='yes')\n")
+    mypy = [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--no-incremental"]
+    mypy += ["--python-executable", str(installed_wheel)]
+    checked = subprocess.run([*mypy, "app.py"], check=False, cwd=tmp_path, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout
+    # The package's annotations are read, not skipped: a wrong argument type is caught.
+    wrong = subprocess.run([*mypy, "wrong.py"], check=False, cwd=tmp_path, capture_output=True, text=True)
+    assert 'Argument "renew" to "SecureTunnel" has incompatible type "str"' in wrong.stdout, wrong.stdout
+
+
 def test_import_constructs_from_the_repository_root_is_the_library() -> None:
     # constructs/ holds our package and must never shadow the `constructs` library.
     assert not (ROOT / "constructs" / "__init__.py").exists()

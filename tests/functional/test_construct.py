@@ -152,10 +152,17 @@ def test_customer_key_encrypts_secrets_and_the_handler_may_write_and_read_them(r
     )
     kms_statements = [s for s in handler_statements(template) if "kms:" in str(s["Action"])]
     # GenerateDataKey for PutSecretValue, Decrypt for GetSecretValue: with or without renewal, since an
-    # update that turns renewal off takes the handler's policy first.
+    # update that turns renewal off takes the handler's policy first. Only through Secrets Manager.
     assert kms_statements == [
         {
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": {
+                        "Fn::Join": ["", ["secretsmanager.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]
+                    }
+                }
+            },
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [key_id, "Arn"]},
         }
@@ -178,8 +185,9 @@ def test_handler_may_only_call_tunnel_actions_and_use_this_stacks_secrets() -> N
     # the policy before the handler updates and deletes the tunnels that renewed.
     assert set(statements) == {
         "OpenTunnelsTaggedWithThisStack",
-        "ManageTunnels",
-        "RotateTunnelTokens",
+        "ManageThisStacksTunnels",
+        "NameTheThingsToNotify",
+        "TagTunnelsWithTheTemplatesTags",
         "WriteThisStacksTokenSecrets",
         "ReadThisStacksTokenSecrets",
         "FindLeftoverTunnels",

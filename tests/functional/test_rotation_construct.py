@@ -119,7 +119,7 @@ def test_the_upkeep_policy_is_scoped_by_the_stack_tag() -> None:
     assert statements["RotateThisStacksTokenSecrets"]["Condition"] == {
         "StringEquals": {"aws:ResourceTag/cdk-secure-tunnel:stack-id": stack_tag}
     }
-    assert statements["DescribeAndCloseThisStacksTunnels"]["Condition"] == {
+    assert statements["ManageThisStacksTunnels"]["Condition"] == {
         "StringEquals": {"aws:ResourceTag/cdk-secure-tunnel:stack-id": stack_tag}
     }
     assert statements["OpenTunnelsTaggedWithThisStack"]["Condition"] == {

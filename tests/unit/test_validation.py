@@ -5,6 +5,7 @@ import re
 import pytest
 from aws_cdk import App, Aws, Duration, Stack, Tags, Token
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from cdk_secure_tunnel import SecureTunnel
 
 
@@ -49,6 +50,24 @@ def stack() -> Stack:
             {"tags": {f"k{i}": "v" for i in range(196)}},
             "tags: got '196 tags'; a tunnel takes at most 195 tags of yours",
         ),
+        # A string is a sequence: list("VNC") would be three services.
+        (
+            {"services": "VNC"},
+            "services: got 'VNC'; expected a list of 1 to 3 service names, e.g. ['VNC'], not a string",
+        ),
+        ({"services": 22}, "services: got 22; expected a list of 1 to 3 service names"),
+        ({"services": [None]}, "services: got None; expected 1-128 characters of a-z"),
+        ({"services": ["SSH", 22]}, "services: got 22; expected 1-128 characters"),
+        ({"tags": {"team": 5}}, "tags value of 'team': got 5; expected a string of 0-256 letters"),
+        ({"tags": {5: "x"}}, "tags key: got 5; expected 1-128 letters"),
+        ({"tags": ["team"]}, "tags: got ['team']; expected a mapping of tag keys to values"),
+        ({"max_lifetime": 60}, "max_lifetime: got 60; expected a Duration, e.g. Duration.minutes(60)"),
+        ({"rotate_every": 8}, "rotate_every: got 8; expected a Duration, e.g. Duration.hours(8)"),
+        ({"description": 5}, "description: got 5; expected a string of 1 to 2048 characters"),
+        # "false" is a true value: renewal would be on.
+        ({"renew": "false"}, "renew: got 'false'; expected True or False"),
+        ({"rotate_on_demand": 0}, "rotate_on_demand: got 0; expected True or False"),
+        ({"store_destination_token": "yes"}, "store_destination_token: got 'yes'; expected True or False"),
     ],
 )
 def test_bad_props_raise_at_construction(stack: Stack, props: dict[str, object], message: str) -> None:
@@ -107,3 +126,24 @@ def test_destination_token_grant_without_a_secret_explains_why(stack: Stack) -> 
         ValueError, match="stores no destination token, because AWS IoT delivers it to the thing"
     ):
         tunnel.grant_read_destination_token(role)
+
+
+def test_an_alias_imported_by_name_is_refused(stack: Stack) -> None:
+    """Its grants reach no key: every Create would fail to write the token secrets at deploy."""
+    alias = kms.Alias.from_alias_name(stack, "Alias", "alias/tunnel-tokens")
+    message = (
+        "encryption_key: got the alias 'alias/tunnel-tokens' imported by name (kms.Alias.from_alias_name)"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SecureTunnel(stack, "Tunnel", encryption_key=alias)
+
+
+def test_an_alias_whose_key_is_known_is_accepted(stack: Stack) -> None:
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    SecureTunnel(
+        stack, "Own", encryption_key=kms.Alias(stack, "Alias", alias_name="alias/own", target_key=key)
+    )
+    imported = kms.Alias.from_alias_attributes(
+        stack, "Imported", alias_name="alias/imported", alias_target_key=key
+    )
+    SecureTunnel(stack, "WithImportedAlias", encryption_key=imported)
