@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import api_calls, burst, chart, cold_start, create_latency, machine, report, synthesis
+from . import api_calls, burst, chart, cold_start, create_latency, machine, relay, report, synthesis
 from .goals import Goal
 from .handler_env import LocalHandler
 from .measure import ROOT
@@ -23,12 +23,13 @@ class Effort:
     import_runs: int
     create_runs: int
     burst_rounds: int
+    relay_rounds: int
 
 
-FULL = Effort(synthesis_rounds=4, import_runs=25, create_runs=40, burst_rounds=3)
-QUICK = Effort(synthesis_rounds=1, import_runs=5, create_runs=10, burst_rounds=1)
+FULL = Effort(synthesis_rounds=4, import_runs=25, create_runs=40, burst_rounds=3, relay_rounds=3)
+QUICK = Effort(synthesis_rounds=1, import_runs=5, create_runs=10, burst_rounds=1, relay_rounds=1)
 # Parts that run alone, to check a change against its goals without the whole run.
-PARTS = ("synthesis", "import", "burst")
+PARTS = ("synthesis", "import", "burst", "relay")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +70,9 @@ def measure(effort: Effort, command: str, handler_python: str) -> report.Measure
         latency = create_latency.measure(local, effort.create_runs)
         _step(f"bursts of 100 Creates: {effort.burst_rounds} round(s) of {len(burst.Setup)} setups")
         bursts = burst.measure(local, effort.burst_rounds)
-    return report.Measurements(synthesized, imports, calls, latency, bursts, facts, command)
+    _step(f"data plane relay: {effort.relay_rounds} round(s)")
+    relayed = relay.measure(effort.relay_rounds)
+    return report.Measurements(synthesized, imports, calls, latency, bursts, relayed, facts, command)
 
 
 def measure_parts(parts: list[str], effort: Effort, handler_python: str) -> tuple[list[Table], list[Goal]]:
@@ -89,6 +92,11 @@ def measure_parts(parts: list[str], effort: Effort, handler_python: str) -> tupl
             bursts = burst.measure(local, effort.burst_rounds)
         tables.append(report.burst_table(bursts))
         goal_list += report.burst_goals(bursts)
+    if "relay" in parts:
+        _step(f"data plane relay: {effort.relay_rounds} round(s)")
+        relayed = relay.measure(effort.relay_rounds)
+        tables.append(report.relay_table(relayed))
+        goal_list += report.relay_goals(relayed)
     return tables, goal_list
 
 

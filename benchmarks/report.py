@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import burst, cold_start, deployment, synthesis
+from . import burst, cold_start, deployment, relay, synthesis
 from .api_calls import SECRETS, TUNNELING, OperationCalls
 from .approaches import Approach
 from .burst import BurstRuns, Setup
@@ -33,6 +33,7 @@ class Measurements:
     api_calls: list[OperationCalls]
     create_latency: CreateLatency
     bursts: list[BurstRuns]
+    relay: relay.Relay
     facts: dict[str, str]
     command: str
 
@@ -295,6 +296,7 @@ def goals(m: Measurements) -> list[Goal]:
             "; ".join(f"{r.operation}: {r.summary}" for r in creates),
         ),
         *burst_goals(m.bursts),
+        *relay_goals(m.relay),
     ]
 
 
@@ -338,6 +340,46 @@ def burst_goals(burst_runs: list[BurstRuns]) -> list[Goal]:
     ]
 
 
+def relay_table(measured: relay.Relay) -> Table:
+    rounds = len(measured.one_tunnel_runs)
+    table = Table(
+        f"Data plane relay through the emulator, loopback (median of {rounds} run(s))", ["", "measured"]
+    )
+    table.add("1 tunnel, source to destination, MB/s", f"{measured.one_tunnel:.0f}")
+    table.add("1 tunnel: emulator CPU seconds per 100 MB", f"{measured.one_tunnel_cpu:.2f}")
+    table.add("1 tunnel: what one core of the emulator relays, MB/s", f"{100 / measured.one_tunnel_cpu:.0f}")
+    table.add(f"{relay.CONCURRENT_TUNNELS} tunnels at once, all together, MB/s", f"{measured.concurrent:.0f}")
+    table.add(
+        f"{relay.CONCURRENT_TUNNELS} tunnels: emulator CPU seconds per 100 MB",
+        f"{measured.concurrent_cpu:.2f}",
+    )
+    table.add(
+        f"handshakes per second ({relay.HANDSHAKES} upgrades, 10 at a time, each closed after SERVICE_IDS)",
+        f"{measured.handshake_rate:.0f}",
+    )
+    table.notes += [
+        "The emulator in the benchmark's process; the sources and the destinations each in a process of "
+        f"their own, raw protocol clients (websockets + protobuf); {relay.ONE_TUNNEL_BYTES // relay.MB} MB "
+        f"through 1 tunnel, {relay.PER_TUNNEL_BYTES // relay.MB} MB through each of "
+        f"{relay.CONCURRENT_TUNNELS}; 64,512-byte payloads, two messages to a 129 KiB frame.",
+        "MB/s timed at the destinations from the first payload byte to the last; 1 MB = 10^6 bytes. CPU "
+        "seconds: the emulator process's user + system time over the same run (its relay is one thread); "
+        "what one core relays is 100 MB over that, the rate the emulator would reach with a core to itself.",
+    ]
+    return table
+
+
+def relay_goals(measured: relay.Relay) -> list[Goal]:
+    return [
+        Goal(
+            f"data plane relay, 1 tunnel: {relay.GOAL_MB_S:.0f} MB/s over the measured rate",
+            relay.GOAL_MB_S / measured.one_tunnel,
+            1.0,
+            f"{measured.one_tunnel:.0f} MB/s (at least {relay.GOAL_MB_S:.0f})",
+        )
+    ]
+
+
 def goals_table(goal_list: list[Goal]) -> Table:
     table = Table("Goals", ["goal", "measured", "limit", "result", "figures"])
     for goal in goal_list:
@@ -364,6 +406,7 @@ def all_tables(m: Measurements) -> list[Table]:
         handler_table(m),
         api_calls_table(m),
         burst_table(m.bursts),
+        relay_table(m.relay),
         *profiles,
     ]
 
@@ -389,6 +432,8 @@ runs in this process against the local IoT Secure Tunneling emulator and moto (`
 - AWS calls: botocore's `before-call` event on the handler's own (cached) clients: the handler runs
   unmodified.
 - Burst: threads call `on_event` with CloudFormation-shaped Create events, all released at once.
+- Relay: the emulator's data plane between raw protocol clients in processes of their own
+  (`benchmarks/relay.py`); `--only relay` measures just that.
 
 ![Synthesis time and template size against tunnel count]({chart})
 """

@@ -24,8 +24,11 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, Shape, StructureShape
+from cdk_secure_tunnel.protocol.handshake import SUBPROTOCOL_V3
 from cdk_secure_tunnel.testing import LocalAws, ManualClock, TunnelEmulator
 from tunnel_lambda.contract import DEFAULT_LIFETIME_MINUTES
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 MODEL = botocore.session.get_session().get_service_model("iotsecuretunneling")
 # max_attempts counts retries; total_max_attempts counts the first attempt too.
@@ -730,7 +733,16 @@ def test_command_line_serves_until_terminated() -> None:
         tunneling = session.client(
             "iotsecuretunneling", endpoint_url=environment["AWS_ENDPOINT_URL_IOTSECURETUNNELING"]
         )
-        assert tunneling.open_tunnel()["tunnelArn"].startswith("arn:aws:iot:eu-west-1:")
+        opened = tunneling.open_tunnel()
+        assert opened["tunnelArn"].startswith("arn:aws:iot:eu-west-1:")
+        data_plane = environment["CDK_SECURE_TUNNEL_DATA_ENDPOINT"]
+        assert re.fullmatch(r"ws://127\.0\.0\.1:\d+", data_plane)
+        with connect(
+            f"{data_plane}/tunnel?local-proxy-mode=source",
+            subprotocols=[Subprotocol(SUBPROTOCOL_V3)],
+            additional_headers={"access-token": opened["sourceAccessToken"]},
+        ) as source:
+            assert source.subprotocol == SUBPROTOCOL_V3
         secrets = session.client(
             "secretsmanager", endpoint_url=environment["AWS_ENDPOINT_URL_SECRETS_MANAGER"]
         )

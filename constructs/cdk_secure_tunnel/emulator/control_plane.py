@@ -6,6 +6,8 @@ Usage (``local_aws``/``tunnel_emulator`` fixtures start it and set the environme
 >>> from cdk_secure_tunnel.emulator import ManualClock
 >>> emulator = TunnelEmulator(clock=ManualClock())
 >>> endpoint = emulator.start()  # http://127.0.0.1:<port>, for AWS_ENDPOINT_URL_IOTSECURETUNNELING
+>>> emulator.data_plane.url.startswith("ws://127.0.0.1:")  # the tunnels' data plane (its module says more)
+True
 >>> client = boto3.client("iotsecuretunneling", endpoint_url=endpoint, region_name="us-east-1",
 ...                       aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="example")
 >>> config = {"thingName": "pump-7", "services": ["SSH"]}
@@ -21,14 +23,20 @@ Usage (``local_aws``/``tunnel_emulator`` fixtures start it and set the environme
 import copy
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
+from ..protocol.handshake import Mode
 from .clock import Clock, SystemClock
+from .data_plane import DataPlane
 from .errors import ServiceError
 from .faults import InjectedFailures, RateLimits
 from .http_server import EmulatorServer
 from .model_validation import service_model, validate, without_sensitive
 from .tunnel_store import RequestContext, TunnelStore, TunnelView
+from .upgrade import Refusal
+
+# Operations after which live data plane connections may have to end.
+_ACTING_ON_CONNECTIONS = frozenset({"CloseTunnel", "RotateTunnelAccessToken"})
 
 
 class Call(NamedTuple):
@@ -48,6 +56,7 @@ class TunnelEmulator:
     - ``latency``: seconds each call waits before it is handled.
     - ``region``: used for requests whose Authorization header names no SigV4 credential scope.
     - ``account``: the account id in tunnel ARNs.
+    - ``data_plane``: the tunnels' WebSocket endpoint, served beside the control plane (faults, log).
     """
 
     def __init__(
@@ -70,15 +79,18 @@ class TunnelEmulator:
         self._failures = InjectedFailures()
         self._calls: list[Call] = []
         self._server: EmulatorServer | None = None
+        self.data_plane = DataPlane(self)
 
     # -- serving ---------------------------------------------------------------------------------------------
 
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
-        """Serve on ``host:port`` (0: any free port) in a background thread; returns the endpoint URL."""
+    def start(self, port: int = 0, host: str = "127.0.0.1", *, data_port: int = 0, tls: bool = False) -> str:
+        """Serve on ``host:port`` (0: any free port) in a background thread, and the data plane on
+        ``host:data_port`` (``wss://`` when ``tls``); returns the control plane's endpoint URL."""
         if self._server is not None:
             raise RuntimeError(f"The emulator already serves on {self._server.endpoint}")
         self._server = EmulatorServer(self.handle, host, port)
         self._server.start()
+        self.data_plane.start(host, data_port, tls=tls)
         return self._server.endpoint
 
     @property
@@ -93,6 +105,7 @@ class TunnelEmulator:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
+        self.data_plane.stop()
 
     def __enter__(self) -> "TunnelEmulator":
         if self._server is None:
@@ -186,6 +199,7 @@ class TunnelEmulator:
             self._rate_limits = RateLimits()
             self._failures = InjectedFailures()
             self._calls = []
+        self.data_plane.reset()
 
     # -- inspection ------------------------------------------------------------------------------------------
 
@@ -237,6 +251,29 @@ class TunnelEmulator:
         with self._lock:
             return list(self._calls)
 
+    # -- what the data plane asks (``data_plane.Authority``) -----------------------------------------------
+
+    def admit_connection(
+        self, token: str, mode: Mode, client_token: str | None
+    ) -> tuple[str, tuple[str, ...]]:
+        with self._lock:
+            self._store.expire(self.clock.now())
+            try:
+                return self._store.admit(token, mode, client_token)
+            except ServiceError as error:
+                raise Refusal(error.status, error.message) from None
+
+    def connection_ending(
+        self, tunnel_id: str, mode: Mode, token: str, revoke_live: bool
+    ) -> Literal["closed", "expired", "revoked"] | None:
+        with self._lock:
+            self._store.expire(self.clock.now())
+            return self._store.connection_ending(tunnel_id, mode, token, revoke_live)  # type: ignore[return-value]
+
+    def set_connected(self, tunnel_id: str, mode: Mode, connected: bool) -> None:
+        with self._lock:
+            self._store.set_connected(tunnel_id, mode, connected, self.clock.now())
+
     # -- handling --------------------------------------------------------------------------------------------
 
     def handle(self, operation: str, params: Any, region: str | None = None) -> dict[str, Any]:
@@ -262,7 +299,10 @@ class TunnelEmulator:
         with self._lock:
             context = RequestContext(region=region or self.region, now=self.clock.now())
             self._store.expire(context.now)
-            return self._store.handler(operation)(params, context)
+            response = self._store.handler(operation)(params, context)
+        if operation in _ACTING_ON_CONNECTIONS:
+            self.data_plane.refresh()
+        return response
 
     @staticmethod
     def _check_operation(operation: str | None) -> None:

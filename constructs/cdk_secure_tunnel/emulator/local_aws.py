@@ -1,4 +1,5 @@
-"""A whole local AWS for the construct's code: the tunnel emulator plus moto's Secrets Manager.
+"""A whole local AWS for the construct's code: the tunnel emulator (control and data plane) plus moto's
+Secrets Manager.
 
 >>> import os
 >>> from unittest import mock
@@ -22,6 +23,11 @@ from .control_plane import TunnelEmulator
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
+# The data plane's URL (ws:// or wss://), which the project's local proxy connects to instead of the
+# region's endpoint; with TLS, the CA file that verifies it.
+DATA_ENDPOINT_VARIABLE = "CDK_SECURE_TUNNEL_DATA_ENDPOINT"
+DATA_CA_FILE_VARIABLE = "CDK_SECURE_TUNNEL_DATA_CA_FILE"
+
 # Variables that would send boto3 elsewhere or make it ignore the endpoints set by environment().
 UNSET_VARIABLES = (
     "AWS_ENDPOINT_URL",
@@ -36,8 +42,9 @@ UNSET_VARIABLES = (
 class LocalAws:
     """Starts the tunnel emulator and (unless ``secrets_manager=False``) moto's server, both on 127.0.0.1.
 
-    ``environment()`` gives the variables that point boto3 (and anything using it) at them. Clients cache
-    their endpoint when created, so create clients after setting the variables.
+    ``environment()`` gives the variables that point boto3 (and anything using it) at them, and local
+    proxies at the data plane. Clients cache their endpoint when created, so create clients after setting
+    the variables. ``tls=True`` serves the data plane as ``wss://`` with a generated certificate.
     """
 
     def __init__(
@@ -49,6 +56,8 @@ class LocalAws:
         tunneling_port: int = 0,
         secrets_manager_port: int = 0,
         secrets_manager: bool = True,
+        data_port: int = 0,
+        tls: bool = False,
     ) -> None:
         self.emulator = emulator or TunnelEmulator(region=region)
         self.region = region
@@ -56,11 +65,15 @@ class LocalAws:
         self._tunneling_port = tunneling_port
         self._moto_port = secrets_manager_port
         self._with_moto = secrets_manager
+        self._data_port = data_port
+        self._tls = tls
         self._moto: ThreadedMotoServer | None = None
         self._moto_endpoint: str | None = None
 
     def start(self) -> "LocalAws":
-        self.emulator.start(port=self._tunneling_port, host=self._host)
+        self.emulator.start(
+            port=self._tunneling_port, host=self._host, data_port=self._data_port, tls=self._tls
+        )
         if self._with_moto:
             from moto.server import ThreadedMotoServer  # noqa: PLC0415  (slow to import; optional extra)
 
@@ -89,6 +102,16 @@ class LocalAws:
         return self.emulator.endpoint
 
     @property
+    def data_plane_url(self) -> str:
+        """The data plane's ``ws://host:port`` (``wss://`` with TLS)."""
+        return self.emulator.data_plane.url
+
+    @property
+    def data_plane_endpoint(self) -> str:
+        """The data plane's ``host:port``, for the reference local proxy's ``-e``."""
+        return self.emulator.data_plane.endpoint
+
+    @property
     def secrets_manager_endpoint(self) -> str | None:
         """moto's URL, or None when started without Secrets Manager."""
         return self._moto_endpoint
@@ -98,6 +121,10 @@ class LocalAws:
         variables = {"AWS_ENDPOINT_URL_IOTSECURETUNNELING": self.tunneling_endpoint}
         if self._moto_endpoint is not None:
             variables["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = self._moto_endpoint
+        variables[DATA_ENDPOINT_VARIABLE] = self.data_plane_url
+        ca_file = self.emulator.data_plane.ca_file
+        if ca_file is not None:
+            variables[DATA_CA_FILE_VARIABLE] = ca_file
         variables |= {
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,

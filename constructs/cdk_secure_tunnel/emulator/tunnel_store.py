@@ -24,6 +24,8 @@ CLOSED_RETENTION_SECONDS = 3 * 3600
 DEFAULT_PAGE_SIZE = 100
 # The documented example token is 600 URL-safe base64 characters (450 random bytes).
 _TOKEN_BYTES = 450
+# Client modes as the data plane names them (``local-proxy-mode``).
+MODES = ("source", "destination")
 
 Params = Mapping[str, Any]
 Response = dict[str, Any]
@@ -43,6 +45,7 @@ class TunnelView:
 
     ``source_token`` and ``destination_token`` are the tokens issued last; they are valid only while the
     tunnel is OPEN. ``revoked_tokens`` holds every token rotation or closing has invalidated.
+    ``connections`` maps ``source``/``destination`` to the data plane's state as DescribeTunnel reports it.
     """
 
     tunnel_id: str
@@ -60,6 +63,7 @@ class TunnelView:
     last_updated_at: datetime
     expires_at: datetime
     closed_at: datetime | None
+    connections: Mapping[str, "ConnectionState"]
 
     @property
     def thing_name(self) -> str | None:
@@ -68,6 +72,20 @@ class TunnelView:
     @property
     def services(self) -> tuple[str, ...]:
         return () if self.destination_config is None else tuple(self.destination_config["services"])
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """One side's data plane connection as DescribeTunnel reports it."""
+
+    connected: bool
+    last_updated_at: float
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "status": "CONNECTED" if self.connected else "DISCONNECTED",
+            "lastUpdatedAt": self.last_updated_at,
+        }
 
 
 @dataclass
@@ -86,6 +104,10 @@ class _Tunnel:
     last_updated_at: float
     closed_at: float | None = None
     revoked_tokens: set[str] = field(default_factory=set)
+    # Data plane: the client token each used access token was bound to (None: used without one), and the
+    # connection state of each mode.
+    token_uses: dict[str, str | None] = field(default_factory=dict)
+    connections: dict[str, ConnectionState] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
@@ -98,6 +120,13 @@ class _Tunnel:
     def close(self, when: float) -> None:
         self.closed_at = self.last_updated_at = when
         self.revoked_tokens |= {self.source_token, self.destination_token}
+        # Closing ends both connections (the data plane drops them when it next looks).
+        for mode, state in self.connections.items():
+            if state.connected:
+                self.connections[mode] = ConnectionState(False, when)
+
+    def token(self, mode: str) -> str:
+        return self.source_token if mode == "source" else self.destination_token
 
     def view(self) -> TunnelView:
         config = self.destination_config
@@ -117,6 +146,7 @@ class _Tunnel:
             last_updated_at=_datetime(self.last_updated_at),
             expires_at=_datetime(self.expires_at),
             closed_at=None if self.closed_at is None else _datetime(self.closed_at),
+            connections=MappingProxyType(dict(self.connections)),
         )
 
 
@@ -214,6 +244,64 @@ class TunnelStore:
             if tunnel.closed_at is not None and now >= tunnel.closed_at + CLOSED_RETENTION_SECONDS:
                 del self._tunnels[tunnel.tunnel_id]
 
+    # -- what the data plane asks ----------------------------------------------------------------------------
+
+    def admit(self, token: str, mode: str, client_token: str | None) -> tuple[str, tuple[str, ...]]:
+        """The tunnel id and services a data plane handshake with ``token`` joins, spending the token.
+
+        Raises ServiceError (with the HTTP status to answer) when the service refuses the handshake.
+        """
+        tunnel, token_mode = self._token_owner(token)
+        if not tunnel.is_open:
+            raise ServiceError("TunnelClosed", f"Tunnel {tunnel.tunnel_id} is closed", 403)
+        if token_mode is None:
+            raise ServiceError(
+                "RevokedAccessToken",
+                "Invalid access token: it was revoked by RotateTunnelAccessToken; use the newest token",
+                403,
+            )
+        if token_mode != mode:
+            raise ServiceError(
+                "ModeMismatch",
+                f"The access token is a {token_mode} token: connect with local-proxy-mode={token_mode}",
+                400,
+            )
+        used = token in tunnel.token_uses
+        bound = tunnel.token_uses.get(token)
+        if client_token is None:
+            if used:
+                raise ServiceError(
+                    "UsedAccessToken",
+                    "Invalid access token: The access token was previously used and cannot be used again "
+                    "(rotate it, or connect with the client token it was first used with)",
+                    403,
+                )
+        elif used and bound != client_token:
+            raise ServiceError(
+                "ClientTokenMismatch",
+                "Client token mismatch: the access token was first used with another client token or none",
+                403,
+            )
+        elif not used and self._client_token_taken(client_token):
+            raise ServiceError(
+                "ClientTokenInUse", "The client token is already bound to another access token", 409
+            )
+        tunnel.token_uses[token] = client_token
+        return tunnel.tunnel_id, tuple((tunnel.destination_config or {}).get("services", ()))
+
+    def connection_ending(self, tunnel_id: str, mode: str, token: str, revoke_live: bool) -> str | None:
+        """Why a live connection must end: ``closed``, ``expired``, ``revoked`` (if ``revoke_live``)."""
+        tunnel = self._tunnels.get(tunnel_id)
+        if tunnel is None or tunnel.closed_at is not None:
+            return "expired" if tunnel is not None and tunnel.closed_at == tunnel.expires_at else "closed"
+        return "revoked" if revoke_live and tunnel.token(mode) != token else None
+
+    def set_connected(self, tunnel_id: str, mode: str, connected: bool, now: float) -> None:
+        """Record a connection's start or end for DescribeTunnel (a closed tunnel's stay DISCONNECTED)."""
+        tunnel = self._tunnels.get(tunnel_id)
+        if tunnel is not None and tunnel.is_open:
+            tunnel.connections[mode] = ConnectionState(connected, now)
+
     def handler(self, operation: str) -> Callable[[Params, RequestContext], Response]:
         """The method implementing a model operation name such as ``OpenTunnel``."""
         return {
@@ -253,6 +341,7 @@ class TunnelStore:
             destination_token=new_token(),
             created_at=context.now,
             last_updated_at=context.now,
+            connections={mode: ConnectionState(False, context.now) for mode in MODES},
         )
         self._tunnels[tunnel_id] = tunnel
         self._notify(tunnel, context)
@@ -273,13 +362,12 @@ class TunnelStore:
 
     def describe_tunnel(self, params: Params, context: RequestContext) -> Response:
         tunnel = self._find(params["tunnelId"], context)
-        connection_state = {"status": "DISCONNECTED", "lastUpdatedAt": tunnel.created_at}
         described: dict[str, Any] = {
             "tunnelId": tunnel.tunnel_id,
             "tunnelArn": tunnel.arn,
             "status": "OPEN" if tunnel.is_open else "CLOSED",
-            "sourceConnectionState": dict(connection_state),
-            "destinationConnectionState": dict(connection_state),
+            "sourceConnectionState": tunnel.connections["source"].describe(),
+            "destinationConnectionState": tunnel.connections["destination"].describe(),
             "timeoutConfig": {"maxLifetimeTimeoutMinutes": tunnel.lifetime_minutes},
             "createdAt": tunnel.created_at,
             "lastUpdatedAt": tunnel.last_updated_at,
@@ -351,6 +439,25 @@ class TunnelStore:
 
     def _newest_first(self) -> list[_Tunnel]:
         return sorted(self._tunnels.values(), key=lambda tunnel: tunnel.sequence, reverse=True)
+
+    def _token_owner(self, token: str) -> tuple[_Tunnel, str | None]:
+        """The tunnel that issued ``token`` and its mode (None once revoked); ServiceError if none did."""
+        for tunnel in self._tunnels.values():
+            for mode in MODES:
+                if tunnel.token(mode) == token:
+                    return tunnel, mode if tunnel.is_open else None
+            if token in tunnel.revoked_tokens:
+                return tunnel, None
+        raise ServiceError("InvalidAccessToken", "Invalid access token: no tunnel has issued it", 403)
+
+    def _client_token_taken(self, client_token: str) -> bool:
+        """Whether a current token of an open tunnel is bound to ``client_token`` (unique per account)."""
+        return any(
+            tunnel.token_uses.get(tunnel.token(mode)) == client_token
+            for tunnel in self._tunnels.values()
+            if tunnel.is_open
+            for mode in MODES
+        )
 
     def _find(self, tunnel_id: str, context: RequestContext) -> _Tunnel:
         tunnel = self._tunnels.get(tunnel_id)

@@ -61,26 +61,53 @@ class MessageReader:
 
     def feed(self, data: bytes) -> list[Message]:
         """The messages completed by ``data``; raises ``ProtocolError`` for a message the guides forbid."""
+        return self.feed_wire(data)[0]
+
+    def feed_wire(self, data: bytes) -> tuple[list[Message], bytes, list[int]]:
+        """Like ``feed``, plus the completed messages' bytes as received (length prefixes included) and
+        the offset where each message ends in them: what a relay forwards without re-encoding.
+
+        >>> wire = encode(Message(type=Message.DATA, streamId=1, payload=b"a")) * 2
+        >>> messages, raw, ends = MessageReader().feed_wire(wire)
+        >>> len(messages), raw == wire, ends
+        (2, True, [9, 18])
+        """
         buffer = self._buffer
-        buffer += data
+        # Without a partial message held, parse ``data`` where it lies: a frame of whole messages is then
+        # never copied.
+        source: bytes | bytearray = data
+        if buffer:
+            buffer += data
+            source = buffer
+        view = memoryview(source)
         messages: list[Message] = []
+        ends: list[int] = []
         offset = 0
-        end = len(buffer)
+        end = len(view)
         while end - offset >= _LENGTH.size:
-            (size,) = _LENGTH.unpack_from(buffer, offset)
+            (size,) = _LENGTH.unpack_from(view, offset)
             start = offset + _LENGTH.size
             if end - start < size:
                 break
-            messages.append(_decode(bytes(memoryview(buffer)[start : start + size])))
+            messages.append(_decode(view[start : start + size]))
             offset = start + size
-        del buffer[:offset]
-        return messages
+            ends.append(offset)
+        if source is data:
+            raw = data if offset == end else bytes(view[:offset])
+            view.release()
+            buffer += data[offset:]
+        else:
+            raw = bytes(view[:offset])
+            view.release()
+            del buffer[:offset]
+        return messages, raw, ends
 
 
-def _decode(body: bytes) -> Message:
+def _decode(body: bytes | memoryview) -> Message:
     message = Message()
     try:
-        message.ParseFromString(body)
+        # upb parses any buffer; the stubs say bytes only, and copying a 64 KB payload to please them costs.
+        message.ParseFromString(body)  # type: ignore[arg-type]
     except DecodeError as error:
         raise ProtocolError(f"undecodable message: {error}") from None
     # The service closes a connection that sends fields it does not know (V3 guide, "Message format").

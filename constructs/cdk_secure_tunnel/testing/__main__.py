@@ -3,10 +3,14 @@
 It prints the environment to use, one ``NAME=value`` line each (endpoints first), so a shell can
 ``export`` them:
 
-    $ python -m cdk_secure_tunnel.testing --port 4566
+    $ python -m cdk_secure_tunnel.testing --port 4566 --data-port 4567
     AWS_ENDPOINT_URL_IOTSECURETUNNELING=http://127.0.0.1:4566
     AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:38211
+    CDK_SECURE_TUNNEL_DATA_ENDPOINT=ws://127.0.0.1:4567
     ...
+
+The data plane's ``host:port`` (the reference local proxy's ``-e``) and, with ``--tls``, its CA file go
+to stderr with the "Serving" line.
 """
 
 import argparse
@@ -23,10 +27,12 @@ from ..emulator import LocalAws, TunnelEmulator
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cdk_secure_tunnel.testing",
-        description="Serve a local AWS IoT Secure Tunneling control plane and moto's Secrets Manager.",
+        description="Serve local AWS IoT Secure Tunneling (control and data plane) and Secrets Manager.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="tunneling port (default: any free one)")
+    parser.add_argument("--data-port", type=int, default=0, help="data plane port (default: any free one)")
+    parser.add_argument("--tls", action="store_true", help="serve the data plane as wss:// (generated CA)")
     parser.add_argument("--secrets-manager-port", type=int, default=0, help="moto's port (default: any)")
     parser.add_argument("--no-secrets-manager", action="store_true", help="serve the tunnel emulator only")
     parser.add_argument("--region", default="us-east-1", help="region in the printed environment")
@@ -51,12 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         tunneling_port=args.port,
         secrets_manager_port=args.secrets_manager_port,
         secrets_manager=not args.no_secrets_manager,
+        data_port=args.data_port,
+        tls=args.tls,
     )
     # SIGTERM (from a process manager or a test's terminate()) stops the servers as Ctrl-C does.
     signal.signal(signal.SIGTERM, _stop)
     with aws:
         for name, value in aws.environment().items():
             print(f"{name}={value}")
+        plane = aws.emulator.data_plane
+        print(f"Data plane for local proxies: -e {plane.endpoint}", file=sys.stderr)
+        if plane.ca_file is not None:
+            print(f"Data plane CA (for -c, after openssl rehash): {plane.ca_file}", file=sys.stderr)
         print("Serving; press Ctrl-C to stop.", file=sys.stderr)
         sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
