@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: setup app synth test lint bench wheel clean protocol
+.PHONY: setup app synth test lint bench wheel proxy-wheel demo clean protocol
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -41,6 +41,14 @@ bench: setup
 
 wheel: setup
 	python -m build --wheel --outdir dist .
+
+# The device's distribution, cdk-secure-tunnel-proxy: the local proxy and the command without the CDK.
+proxy-wheel: setup
+	python -m build --wheel --outdir dist packaging/proxy
+
+# Bytes through a tunnel with no AWS account: deploy an example stack to local AWS, run both proxies.
+demo: setup
+	python examples/offline_demo.py
 
 # The generated protobuf module is committed; regenerate it after editing message.proto.
 protocol: setup

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import burst, cold_start, deployment, relay, synthesis
+from . import burst, cold_start, deployment, proxy, proxy_report, relay, synthesis
 from .api_calls import SECRETS, TUNNELING, OperationCalls
 from .approaches import Approach
 from .burst import BurstRuns, Setup
@@ -34,6 +34,7 @@ class Measurements:
     create_latency: CreateLatency
     bursts: list[BurstRuns]
     relay: relay.Relay
+    proxy: proxy.Results
     facts: dict[str, str]
     command: str
 
@@ -297,6 +298,7 @@ def goals(m: Measurements) -> list[Goal]:
         ),
         *burst_goals(m.bursts),
         *relay_goals(m.relay),
+        *proxy_report.goals(m.proxy),
     ]
 
 
@@ -446,6 +448,8 @@ def markdown(m: Measurements, tables: list[Table], goal_list: list[Goal], chart_
         goals_table(goal_list).markdown(),
         "",
         *(section for table in tables for section in (table.markdown(), "")),
+        proxy_report.section(m.proxy),
+        "",
         "### Machine",
         "",
         "| | |",

@@ -1,4 +1,6 @@
-"""A thing created in the same stack, and an operator role that may read the source token."""
+"""A thing created in the same stack, SSH and its web UI through one tunnel, and an operator role that may
+read the source token: ``cdk-secure-tunnel connect --stack ThingWithOperatorRole --tunnel Maintenance``.
+"""
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
@@ -19,7 +21,7 @@ class ThingWithOperatorRoleStack(Stack):
             assumed_by=iam.AccountRootPrincipal(),
             description="Operators who connect to gateway-12 through its secure tunnel",
         )
-        tunnel = SecureTunnel(self, "Maintenance", thing=thing, services=["SSH"])
+        tunnel = SecureTunnel(self, "Maintenance", thing=thing, services=["SSH", "HTTP"])
         tunnel.grant_read_source_token(operator)
         add_tunnel_outputs(self, tunnel)
         CfnOutput(self, "OperatorRoleArn", value=operator.role_arn)

@@ -57,6 +57,15 @@ def test_installed_wheel_synthesizes_outside_the_repository(installed_wheel: Pat
 
 
 @pytest.mark.slow
+def test_installed_wheel_has_the_tunnel_command(installed_wheel: Path, tmp_path: Path) -> None:
+    script = installed_wheel.parent / "cdk-secure-tunnel"
+    completed = subprocess.run(
+        [script, "--version"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.startswith("cdk-secure-tunnel 0.")
+
+
+@pytest.mark.slow
 def test_installed_wheel_imports_the_handler_from_its_asset_root(
     installed_wheel: Path, tmp_path: Path
 ) -> None:
@@ -115,3 +124,54 @@ def test_import_constructs_from_the_repository_root_is_the_library() -> None:
         text=True,
     )
     assert "site-packages" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def installed_proxy_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean venv with only the device's distribution (packaging/proxy) and its dependencies."""
+    work = tmp_path_factory.mktemp("proxy-packaging")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--outdir",
+            str(work / "dist"),
+            str(ROOT / "packaging" / "proxy"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (work / "dist").glob("cdk_secure_tunnel_proxy-*.whl")
+    venv.create(work / "venv", with_pip=True)
+    python = work / "venv" / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], check=True, capture_output=True)
+    return python
+
+
+@pytest.mark.slow
+def test_the_device_distribution_runs_without_the_cdk(installed_proxy_wheel: Path, tmp_path: Path) -> None:
+    script = installed_proxy_wheel.parent / "cdk-secure-tunnel"
+    helped = subprocess.run(
+        [script, "device", "--help"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert "--notify FILE" in helped.stdout
+    probe = (
+        "import importlib.util as u, cdk_secure_tunnel.localproxy; "
+        "print([u.find_spec(m) for m in ('aws_cdk', 'jsii', 'boto3')])"
+    )
+    found = subprocess.run(
+        [installed_proxy_wheel, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[None, None, None]"
+    # Without boto3, what needs it says how to get it.
+    refused = subprocess.run(
+        [script, "device", "--secret", "arn:aws:secretsmanager:eu-west-1:1:secret:x", "-d", "22"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "pip install 'cdk-secure-tunnel-proxy[aws]'" in refused.stderr

@@ -16,7 +16,14 @@ CDK_MODULES = ("aws_cdk", "jsii", "constructs", "cdk_secure_tunnel.secure_tunnel
 
 
 @pytest.mark.parametrize(
-    "module", ["cdk_secure_tunnel.emulator", "cdk_secure_tunnel.protocol", "cdk_secure_tunnel.testing"]
+    "module",
+    [
+        "cdk_secure_tunnel.emulator",
+        "cdk_secure_tunnel.protocol",
+        "cdk_secure_tunnel.testing",
+        "cdk_secure_tunnel.localproxy",
+        "cdk_secure_tunnel.cli",
+    ],
 )
 def test_cdk_free_layers_import_no_cdk(module: str) -> None:
     code = f"import sys, {module}; loaded = [m for m in {CDK_MODULES!r} if m in sys.modules]; print(loaded)"
@@ -24,9 +31,10 @@ def test_cdk_free_layers_import_no_cdk(module: str) -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_emulator_modules_import_nothing_of_cdk_or_the_construct() -> None:
+@pytest.mark.parametrize("layer", ["emulator", "localproxy", "cli"])
+def test_cdk_free_modules_import_nothing_of_cdk_or_the_construct(layer: str) -> None:
     # Also what a lazy import inside a function would bring in, which the subprocess check cannot see.
-    for path in (PACKAGE / "emulator").glob("*.py"):
+    for path in (PACKAGE / layer).glob("*.py"):
         for imported in _imports(path):
             assert not imported.startswith(("aws_cdk", "jsii", "constructs", "cdk_nag")), (path, imported)
             assert imported.lstrip(".").split(".")[0] not in {

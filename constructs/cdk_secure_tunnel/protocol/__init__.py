@@ -17,6 +17,7 @@ from .framing import (
     MessageReader,
     ProtocolError,
     encode,
+    payload_encoder,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "MessageReader",
     "ProtocolError",
     "encode",
+    "payload_encoder",
 ]

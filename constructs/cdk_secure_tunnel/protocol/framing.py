@@ -10,6 +10,7 @@ may carry several messages or part of one, so a reader keeps what is left over f
 """
 
 import struct
+from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
@@ -24,6 +25,7 @@ __all__ = [
     "MessageReader",
     "ProtocolError",
     "encode",
+    "payload_encoder",
 ]
 
 # The guides' limits: a WebSocket frame's payload, a message's payload field, and what a 2-byte length
@@ -32,10 +34,20 @@ MAX_FRAME_PAYLOAD = 131_076
 MAX_MESSAGE_PAYLOAD = 64_512
 MAX_MESSAGE_SIZE = 0xFFFF
 _LENGTH = struct.Struct(">H")
+# Field 4 (payload), wire type 2 (length-delimited).
+_PAYLOAD_TAG = b"\x22"
 
 
 class ProtocolError(ValueError):
-    """The peer broke the protocol; the guides' answer is to close that connection."""
+    """The peer broke the protocol; the guides' answer is to close that connection.
+
+    ``message`` is the decoded message when only its content is at fault (an oversized payload, unknown
+    fields): it names the stream and connection to reset. ``None`` when the bytes do not decode at all.
+    """
+
+    def __init__(self, reason: str, message: "Message | None" = None) -> None:
+        super().__init__(reason)
+        self.message = message
 
 
 def encode(message: Message) -> bytes:
@@ -44,6 +56,38 @@ def encode(message: Message) -> bytes:
     if len(message.payload) > MAX_MESSAGE_PAYLOAD:
         raise ProtocolError(f"payload of {len(message.payload)} bytes exceeds {MAX_MESSAGE_PAYLOAD}")
     return _LENGTH.pack(len(body)) + body
+
+
+def payload_encoder(template: Message) -> Callable[[bytes], bytes]:
+    """``encode`` for messages that differ from ``template`` only in their payload (one connection's
+    DATA), without building a ``Message`` per payload: the template's fields, then the payload field.
+    Protobuf readers take fields in any order, so this parses as the message ``encode`` would give.
+
+    >>> template = Message(type=Message.DATA, streamId=3, serviceId="SSH", connectionId=2)
+    >>> wire = payload_encoder(template)(b"ping")
+    >>> (message,) = MessageReader().feed(wire)
+    >>> message.payload, message.streamId, message.connectionId
+    (b'ping', 3, 2)
+    """
+    head = template.SerializeToString()
+
+    def encode_payload(payload: bytes) -> bytes:
+        size = len(payload)
+        if size > MAX_MESSAGE_PAYLOAD:
+            raise ProtocolError(f"payload of {size} bytes exceeds {MAX_MESSAGE_PAYLOAD}")
+        field = _PAYLOAD_TAG + _varint(size)
+        return b"".join((_LENGTH.pack(len(head) + len(field) + size), head, field, payload))
+
+    return encode_payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 class MessageReader:
@@ -59,13 +103,20 @@ class MessageReader:
         """Bytes held of a message not yet complete."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[Message]:
-        """The messages completed by ``data``; raises ``ProtocolError`` for a message the guides forbid."""
-        return self.feed_wire(data)[0]
+    def feed(self, data: bytes, errors: list[ProtocolError] | None = None) -> list[Message]:
+        """The messages completed by ``data``; raises ``ProtocolError`` for a message the guides forbid.
 
-    def feed_wire(self, data: bytes) -> tuple[list[Message], bytes, list[int]]:
+        With an ``errors`` list, a bad message is skipped instead (its length prefix still delimits it)
+        and its error appended, so one bad message costs only what it names, not the whole connection.
+        """
+        return self.feed_wire(data, errors)[0]
+
+    def feed_wire(
+        self, data: bytes, errors: list[ProtocolError] | None = None
+    ) -> tuple[list[Message], bytes, list[int]]:
         """Like ``feed``, plus the completed messages' bytes as received (length prefixes included) and
-        the offset where each message ends in them: what a relay forwards without re-encoding.
+        the offset where each message ends in them: what a relay forwards without re-encoding. (A message
+        skipped into ``errors`` stays in those bytes, without an end of its own.)
 
         >>> wire = encode(Message(type=Message.DATA, streamId=1, payload=b"a")) * 2
         >>> messages, raw, ends = MessageReader().feed_wire(wire)
@@ -89,8 +140,14 @@ class MessageReader:
             start = offset + _LENGTH.size
             if end - start < size:
                 break
-            messages.append(_decode(view[start : start + size]))
             offset = start + size
+            try:
+                messages.append(_decode(view[start:offset]))
+            except ProtocolError as error:
+                if errors is None:
+                    raise
+                errors.append(error)
+                continue
             ends.append(offset)
         if source is data:
             raw = data if offset == end else bytes(view[:offset])
@@ -112,7 +169,7 @@ def _decode(body: bytes | memoryview) -> Message:
         raise ProtocolError(f"undecodable message: {error}") from None
     # The service closes a connection that sends fields it does not know (V3 guide, "Message format").
     if len(UnknownFieldSet(message)):
-        raise ProtocolError("message has unknown fields")
+        raise ProtocolError("message has unknown fields", message)
     if len(message.payload) > MAX_MESSAGE_PAYLOAD:
-        raise ProtocolError(f"payload of {len(message.payload)} bytes exceeds {MAX_MESSAGE_PAYLOAD}")
+        raise ProtocolError(f"payload of {len(message.payload)} bytes exceeds {MAX_MESSAGE_PAYLOAD}", message)
     return message

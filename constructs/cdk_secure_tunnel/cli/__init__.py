@@ -1,0 +1,78 @@
+"""``cdk-secure-tunnel``: from ``cdk deploy`` to ``ssh`` in one command (no aws_cdk, no Node.js needed).
+
+- ``connect``: the operator's side (a source local proxy, token from the stack's secret);
+- ``device``: the device's side (a destination local proxy, token from AWS IoT's notify payload).
+
+>>> main(["--version"])  # doctest: +SKIP
+"""
+
+import argparse
+import sys
+from typing import Any
+
+from ..localproxy.errors import ExitCode, LocalProxyError
+from . import connect, device
+from .output import PROGRAM, logging_to_stderr, say
+
+DESCRIPTION = """\
+Reach a device through an AWS IoT secure tunnel opened by the SecureTunnel construct: `connect` on the
+operator's machine, `device` on the device. Both are local proxies speaking the secure tunneling
+protocol (V1-V3), in Python. Run `cdk-secure-tunnel <command> --help` for each."""
+
+EPILOG = """\
+examples:
+  cdk-secure-tunnel connect --stack Plant --tunnel Maintenance -- ssh -p {SSH} admin@localhost
+  cdk-secure-tunnel device --notify notify.json --destination SSH=22"""
+
+
+class _Version(argparse.Action):
+    """``--version``: importlib.metadata costs a tenth of a second, so it is imported only when asked."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(nargs=0, default=argparse.SUPPRESS, help="show the version and exit", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        shown = f"{PROGRAM} (not installed)"
+        for distribution in ("cdk-secure-tunnel", "cdk-secure-tunnel-proxy"):
+            try:
+                shown = f"{PROGRAM} {version(distribution)} ({distribution})"
+                break
+            except PackageNotFoundError:
+                continue
+        print(shown)  # on stdout, as argparse's own version action does
+        parser.exit()
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root.add_argument("--version", action=_Version)
+    subparsers = root.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    connect.add_parser(subparsers)
+    device.add_parser(subparsers)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns its exit status (see each command's --help)."""
+    arguments = parser().parse_args(argv)
+    try:
+        with logging_to_stderr(arguments.verbose):
+            return int(arguments.run(arguments))
+    except LocalProxyError as error:
+        say(f"error: {error}")
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        say("interrupted")
+        return int(ExitCode.INTERRUPTED)
+
+
+def console() -> None:
+    """The console script's entry point."""
+    sys.exit(main())

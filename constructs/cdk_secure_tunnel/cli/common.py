@@ -1,0 +1,92 @@
+"""What ``connect`` and ``device`` share: connection options, TLS, retries and the AWS session."""
+
+import argparse
+from typing import Any
+
+from ..localproxy.errors import ConfigurationError
+from ..localproxy.settings import (
+    CA_FILE_VARIABLE,
+    CLIENT_TOKEN_VARIABLE,
+    RetryPolicy,
+    Version,
+    new_client_token,
+)
+
+VERSIONS: dict[str, Version] = {"V1": 1, "V2": 2, "V3": 3}
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection to the tunneling service")
+    group.add_argument(
+        "--region", "-r", help="the tunnel's region (default: the token's, then AWS's settings)"
+    )
+    group.add_argument(
+        "--endpoint",
+        "-e",
+        metavar="URL",
+        help="an explicit data plane endpoint, e.g. wss://host:443 or ws://127.0.0.1:8080 for a local "
+        "emulator (default: $CDK_SECURE_TUNNEL_DATA_ENDPOINT, else the region's)",
+    )
+    group.add_argument("--capath", "-c", metavar="DIR", help="more root CAs for TLS, besides the system's")
+    group.add_argument(
+        "--no-ssl-host-verify",
+        "-k",
+        action="store_true",
+        help="do not verify the service's certificate (local testing only)",
+    )
+    group.add_argument(
+        "--client-token",
+        "-i",
+        metavar="TOKEN",
+        help="the client token to reconnect with, 32-128 of [a-zA-Z0-9-] "
+        f"(default: ${CLIENT_TOKEN_VARIABLE}, else a fresh UUID)",
+    )
+    group.add_argument(
+        "--no-client-token",
+        action="store_true",
+        help="send no client token: the access token is then spent by the first connection and a dropped "
+        "connection cannot come back",
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="give up after N failed attempts in a row to reach the service (default: never)",
+    )
+    parser.add_argument("--verbose", "-v", action="count", default=0, help="more output (-vv: debug)")
+
+
+def client_token(args: argparse.Namespace, environ: dict[str, str]) -> str | None:
+    if args.no_client_token:
+        return None
+    return str(args.client_token or environ.get(CLIENT_TOKEN_VARIABLE) or new_client_token())
+
+
+def tls_options(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, Any]:
+    """The TLS settings: --capath, --no-ssl-host-verify, and a local emulator's CA file from its variable."""
+    return {
+        "capath": args.capath,
+        "cafile": environ.get(CA_FILE_VARIABLE),
+        "verify_host": not args.no_ssl_host_verify,
+    }
+
+
+def retry_policy(args: argparse.Namespace) -> RetryPolicy:
+    if args.retries is not None and args.retries < 1:
+        raise ConfigurationError(f"--retries: got {args.retries}; expected 1 or more")
+    return RetryPolicy(attempts=args.retries)
+
+
+def aws_session(region: str | None) -> Any:
+    """A boto3 session; boto3 comes with the full distribution or the proxy's ``[aws]`` extra."""
+    try:
+        import boto3  # noqa: PLC0415  (only the commands that read secrets need it)
+    except ImportError:
+        raise ConfigurationError(
+            "reading secrets needs boto3: pip install 'cdk-secure-tunnel-proxy[aws]' (or cdk-secure-tunnel)"
+        ) from None
+    import logging  # noqa: PLC0415
+
+    # botocore's DEBUG records carry response bodies, and GetSecretValue's carries the token.
+    logging.getLogger("botocore").setLevel(logging.INFO)
+    return boto3.session.Session(region_name=region)

@@ -1,0 +1,83 @@
+"""What the command tells its user: status lines on stderr, and one progress line that updates in place.
+
+stdout stays for the command run through the tunnel; on a terminal, progress rewrites one line, elsewhere
+(logs, CI) it prints a line only when the message changes other than in its figures.
+"""
+
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+PROGRAM = "cdk-secure-tunnel"
+
+
+def say(message: str, stream: TextIO | None = None) -> None:
+    print(f"{PROGRAM}: {message}", file=stream or sys.stderr, flush=True)
+
+
+class Progress:
+    """One line of progress: ``update()`` as often as wanted, ``done()`` to end the line."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._tty = self._stream.isatty()
+        self._shown = ""
+        self._width = 0
+
+    def update(self, message: str) -> None:
+        if self._tty:
+            line = f"{PROGRAM}: {message}"
+            self._stream.write("\r" + line.ljust(self._width))
+            self._width = len(line)
+            self._stream.flush()
+        elif re.sub(r"\d+", "#", message) != re.sub(r"\d+", "#", self._shown):
+            say(message, self._stream)
+        self._shown = message
+
+    def done(self) -> None:
+        if self._tty and self._width:
+            self._stream.write("\n")
+            self._stream.flush()
+        self._width = 0
+        self._shown = ""
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+# The loggers whose records are the command's output (the emulator's, in tests, are not).
+LOGGERS = ("cdk_secure_tunnel.localproxy", "cdk_secure_tunnel.cli")
+
+
+@contextmanager
+def logging_to_stderr(verbosity: int) -> Iterator[None]:
+    """The proxy's log on stderr while the command runs: warnings by default, ``-v`` info, ``-vv`` debug
+    (never tokens); the loggers are put back as they were afterwards."""
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(f"{PROGRAM}: %(message)s"))
+    saved = []
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.addHandler(handler)
+        logger.setLevel(max(logging.WARNING - 10 * verbosity, logging.DEBUG))
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate

@@ -1,0 +1,390 @@
+"""From ``cdk deploy`` to bytes through the tunnel, offline: ``cdk-secure-tunnel connect`` and ``device``.
+
+LocalCloudFormation deploys the ThingWithOperatorRole example (thing gateway-12, services SSH and HTTP)
+against local AWS (the emulator's control and data plane, moto's Secrets Manager). A simulated device
+reads the emulator's notify payload and runs ``device`` to a local TCP echo server and a local HTTP
+server; the operator runs ``connect``. Both run in-process (threads) for speed, and once as real
+processes. Tests wait on the emulator's connection events and on data, never on the wall clock.
+
+Secrets Manager rotation: moto cannot invoke the rotation Lambda, so ``in_process_rotation`` runs the
+construct's rotation function (tunnel_lambda.rotation) in this process whenever RotateSecret is called,
+as AWS would invoke it.
+"""
+
+import http.server
+import json
+import os
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from cdk_secure_tunnel import cli
+from cdk_secure_tunnel.cli import common
+from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation
+from tunnel_lambda.rotation import on_rotation
+
+STACK = "ThingWithOperatorRole"
+THING = "gateway-12"
+WEB_PAGE = b"<h1>gateway-12</h1>"
+
+# The client the operator runs through the tunnel: 10 simultaneous connections to SSH (an echo server on
+# the device), each with its own bytes, then a web page over HTTP. Exits 0 when every byte came back.
+CLIENT = """
+import socket, sys, urllib.request
+ssh, web = int(sys.argv[1]), int(sys.argv[2])
+sockets = [socket.create_connection(("127.0.0.1", ssh), timeout=20) for _ in range(10)]
+for n, s in enumerate(sockets):
+    s.sendall(bytes([65 + n]) * (50_000 + n))
+for n, s in enumerate(sockets):
+    expected, got = bytes([65 + n]) * (50_000 + n), b""
+    while len(got) < len(expected):
+        got += s.recv(65536)
+    assert got == expected, (n, len(got))
+    s.close()
+page = urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=20).read()
+assert page == b"<h1>gateway-12</h1>", page
+print("round trips ok")
+"""
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+class _Web(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(WEB_PAGE)))
+        self.end_headers()
+        self.wfile.write(WEB_PAGE)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def device_services() -> Iterator[dict[str, int]]:
+    """The device's own services: an echo server (standing in for SSH) and a web server."""
+    echo = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Web)
+    for server in (echo, web):
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"SSH": echo.server_address[1], "HTTP": web.server_address[1]}
+    for server in (echo, web):
+        server.shutdown()
+        server.server_close()
+
+
+def _rotate_in_process(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, str]]:
+    """RotateSecret as Secrets Manager does it: the rotation function's four steps, here in-process (a
+    botocore ``before-call`` hook, whose answer stands in for moto's, which cannot invoke the function)."""
+    arn, version = json.loads(params["body"])["SecretId"], str(uuid.uuid4())
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        on_rotation({"Step": step, "SecretId": arn, "ClientRequestToken": version})
+    return AWSResponse("", 200, {}, None), {"ARN": arn, "VersionId": version}
+
+
+@pytest.fixture
+def in_process_rotation(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Every session the command makes runs rotations in-process; returns ``rotate(secret_arn)``."""
+    original = common.aws_session
+
+    def session(region: str | None) -> Any:
+        made = original(region)
+        made.events.register("before-call.secrets-manager.RotateSecret", _rotate_in_process)
+        return made
+
+    monkeypatch.setattr(common, "aws_session", session)
+    return lambda arn: session(None).client("secretsmanager").rotate_secret(SecretId=arn)
+
+
+@pytest.fixture
+def deployed(local_aws: LocalAws, example_templates: dict[str, dict[str, Any]]) -> Iterator["Deployment"]:
+    cloudformation = LocalCloudFormation(STACK)
+    cloudformation.deploy(example_templates[STACK])
+    yield Deployment(local_aws, cloudformation)
+    cloudformation.destroy()
+
+
+class Deployment:
+    def __init__(self, aws: LocalAws, cloudformation: LocalCloudFormation) -> None:
+        self.aws = aws
+        self.cloudformation = cloudformation
+        self.tunnel_id = self._tunnel_id()
+        self.plane = aws.emulator.data_plane
+
+    def _tunnel_id(self) -> str:
+        (tunnel,) = self.aws.emulator.open_tunnels()
+        return tunnel.tunnel_id
+
+    @property
+    def source_secret(self) -> str:
+        return self.cloudformation.secrets["MaintenanceSourceToken30C10707"]
+
+    def source_token(self) -> str:
+        # AWSCURRENT named: moto's default version does not follow the stage moves rotation makes.
+        value = boto3.client("secretsmanager").get_secret_value(
+            SecretId=self.source_secret, VersionStage="AWSCURRENT"
+        )
+        return str(json.loads(value["SecretString"])["clientAccessToken"])
+
+    def notify_file(self, directory: Path) -> Path:
+        path = directory / "notify.json"
+        path.write_text(json.dumps(self.aws.emulator.notifications(THING)[-1]))
+        return path
+
+    def wait_connected(self, mode: str, connected: bool = True) -> None:
+        assert self.plane.wait_for(lambda: self.plane.connected(self.tunnel_id, mode) is connected, 20)
+
+
+class Run(threading.Thread):
+    """``cdk-secure-tunnel <arguments>`` in-process, in a thread; ``status`` once it ends."""
+
+    def __init__(self, *arguments: str) -> None:
+        super().__init__(daemon=True)
+        self.arguments = list(arguments)
+        self.status: int | None = None
+
+    def run(self) -> None:
+        self.status = cli.main(self.arguments)
+
+    def result(self) -> int | None:
+        self.join(30)
+        return self.status
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _round_trip(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as connection:
+        connection.sendall(data)
+        received = b""
+        while len(received) < len(data):
+            chunk = connection.recv(65536)
+            assert chunk, "the tunnel closed the connection"
+            received += chunk
+        return received
+
+
+@contextmanager
+def running_device(
+    deployment: Deployment, services: dict[str, int], directory: Path, *extra: str
+) -> Iterator[Run]:
+    notify = deployment.notify_file(directory)
+    device = Run(
+        "device", "--notify", str(notify), "-d", f"SSH={services['SSH']},HTTP={services['HTTP']}", *extra
+    )
+    device.start()
+    deployment.wait_connected("destination")
+    yield device
+
+
+def _listening(deployment: Deployment, *extra: str) -> tuple[Run, dict[str, int]]:
+    ports = {"SSH": _free_port(), "HTTP": _free_port()}
+    source = Run(
+        "connect",
+        "--stack",
+        STACK,
+        "--tunnel",
+        "Maintenance",
+        "-s",
+        f"SSH={ports['SSH']},HTTP={ports['HTTP']}",
+        *extra,
+    )
+    source.start()
+    deployment.wait_connected("source")
+    return source, ports
+
+
+def test_connect_runs_a_client_through_both_services(
+    deployed: Deployment, device_services: dict[str, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running_device(deployed, device_services, tmp_path) as device:
+        status = cli.main(
+            [
+                "connect",
+                "--secret",
+                deployed.source_secret,
+                "--",
+                sys.executable,
+                "-c",
+                CLIENT,
+                "{SSH}",
+                "{HTTP}",
+            ]
+        )
+        assert status == 0
+        deployed.cloudformation.destroy()  # cdk destroy: CloseTunnel ends the device's session
+        assert device.result() == 5
+    err = capsys.readouterr().err
+    assert "listening: SSH on 127.0.0.1:" in err
+    assert "connected; forwarding SSH to localhost" in err
+    assert "the device is connected" in err
+    assert "the tunnel has ended" in err
+    assert "The tunnel was closed" in err
+
+
+def test_connect_as_a_process_finds_the_tunnel_by_stack_and_construct_path(
+    deployed: Deployment, device_services: dict[str, int], tmp_path: Path
+) -> None:
+    with running_device(deployed, device_services, tmp_path):
+        completed = subprocess.run(
+            [
+                "cdk-secure-tunnel",
+                "connect",
+                "--stack",
+                STACK,
+                "--tunnel",
+                "Maintenance",
+                "--",
+                sys.executable,
+                "-c",
+                CLIENT,
+                "{SSH}",
+                "{HTTP}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=os.environ | {"PATH": _bin_path()},
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        assert "round trips ok" in completed.stdout
+        token = deployed.cloudformation.token_document("MaintenanceSourceToken30C10707")["clientAccessToken"]
+        assert token not in completed.stderr + completed.stdout
+
+
+def _bin_path() -> str:
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_a_spent_token_is_rotated_with_progress_and_tried_once_more(
+    deployed: Deployment,
+    device_services: dict[str, int],
+    tmp_path: Path,
+    in_process_rotation: Callable[[str], None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = ["--", sys.executable, "-c", CLIENT, "{SSH}", "{HTTP}"]
+    with running_device(deployed, device_services, tmp_path):
+        assert cli.main(["connect", "--secret", deployed.source_secret, *client]) == 0
+        before = deployed.source_token()
+        # A second connect has a new client token: the token, spent by the first, is refused, rotated.
+        assert cli.main(["connect", "--secret", deployed.source_secret, *client]) == 0
+        assert deployed.source_token() != before
+        # With --no-rotate the refusal stands: exit 4 and what to do.
+        assert cli.main(["connect", "--secret", deployed.source_secret, "--no-rotate", *client]) == 4
+    err = capsys.readouterr().err
+    assert "the token is spent or revoked; rotating it" in err
+    assert "rotated arn:aws:secretsmanager" in err
+    assert "rotate the token (aws secretsmanager rotate-secret" in err
+
+
+def test_the_device_reconnects_after_its_network_drops(
+    deployed: Deployment, device_services: dict[str, int], tmp_path: Path
+) -> None:
+    with running_device(deployed, device_services, tmp_path) as device:
+        source, ports = _listening(deployed)
+        assert _round_trip(ports["SSH"], b"before the drop") == b"before the drop"
+        deployed.plane.refuse_handshakes(times=1, status=503)  # and the service is briefly unavailable
+        assert deployed.plane.drop(deployed.tunnel_id, "destination")
+        deployed.wait_connected("destination")  # back after a backoff, with the same token and client token
+        assert _round_trip(ports["SSH"], b"after the drop") == b"after the drop"
+        assert device.is_alive()
+        deployed.cloudformation.destroy()
+        assert device.result() == 5
+        assert source.result() == 5
+
+
+def test_rotating_the_source_secret_mid_session(
+    deployed: Deployment,
+    device_services: dict[str, int],
+    tmp_path: Path,
+    in_process_rotation: Callable[[str], None],
+) -> None:
+    with running_device(deployed, device_services, tmp_path):
+        source, ports = _listening(deployed)
+        assert _round_trip(ports["SSH"], b"one") == b"one"
+        # The emulator's default: a live connection outlives the rotation of its token.
+        in_process_rotation(deployed.source_secret)
+        assert _round_trip(ports["SSH"], b"two") == b"two"
+        # Where rotation drops it, connect reconnects with the new token from the secret.
+        deployed.plane.rotation_drops_connections = True
+        in_process_rotation(deployed.source_secret)
+        deployed.wait_connected("source", connected=False)
+        deployed.wait_connected("source")
+        assert _round_trip(ports["SSH"], b"three") == b"three"
+        deployed.cloudformation.destroy()
+        assert source.result() == 5
+
+
+def test_an_expired_tunnel_ends_both_sides_with_a_clear_message(
+    deployed: Deployment, device_services: dict[str, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running_device(deployed, device_services, tmp_path) as device:
+        source, ports = _listening(deployed)
+        assert _round_trip(ports["SSH"], b"alive") == b"alive"
+        deployed.aws.emulator.clock.advance(hours=12)  # type: ignore[attr-defined]
+        assert device.result() == 5
+        assert source.result() == 5
+    err = capsys.readouterr().err
+    assert "has expired (its 720-minute lifetime ended at" in err
+    assert "The tunnel's lifetime ended" in err
+
+
+def test_a_v1_destination(deployed: Deployment, device_services: dict[str, int], tmp_path: Path) -> None:
+    notify = deployed.notify_file(tmp_path)
+    device = Run("device", "--notify", str(notify), "-d", str(device_services["SSH"]), "--protocol", "V1")
+    device.start()
+    deployed.wait_connected("destination")
+    port = _free_port()
+    source = Run(
+        "connect", "--secret", deployed.source_secret, "-s", str(port), "--destination-client-type", "V1"
+    )
+    source.start()
+    deployed.wait_connected("source")
+    assert _round_trip(port, b"hello, Device Client") == b"hello, Device Client"
+    kinds = {(m.origin, m.service_id, m.connection_id) for m in deployed.plane.log(deployed.tunnel_id)}
+    assert all(not service and not connection for _, service, connection in kinds)
+    deployed.cloudformation.destroy()
+    assert device.result() == 5
+    assert source.result() == 5
+
+
+def test_errors_name_what_is_wrong_with_exit_statuses(
+    deployed: Deployment, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert cli.main(["connect", "--stack", STACK, "--tunnel", "Nowhere"]) == 3
+    assert cli.main(["connect", "--stack", "NoSuchStack", "--tunnel", "Maintenance"]) == 3
+    assert cli.main(["connect"]) == 2
+    (tmp_path / "bad.json").write_text("{not json")
+    assert cli.main(["device", "--notify", str(tmp_path / "bad.json"), "-d", "22"]) == 2
+    source_document = tmp_path / "source.json"
+    source_document.write_text(
+        json.dumps(deployed.cloudformation.token_document("MaintenanceSourceToken30C10707"))
+    )
+    assert cli.main(["device", "--notify", str(source_document), "-d", "22"]) == 2
+    err = capsys.readouterr().err
+    assert "no source token secret for construct path 'Nowhere' (logical id NowhereSourceToken" in err
+    assert "which tunnel: pass --secret" in err
+    assert "not JSON" in err
+    assert "holds a source token, but this command needs a destination token" in err
+    assert "Traceback" not in err

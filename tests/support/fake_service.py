@@ -1,0 +1,109 @@
+"""A fake tunneling service for the local proxy's unit tests: the handshake rules and a byte relay.
+
+    async with running_fake_service(services=("SSH",)) as service:  # inside the test's asyncio.run
+        ...
+
+It knows only what the proxy's tests need (tokens per mode, subprotocols, SERVICE_IDS, relaying frames,
+dropping a connection, closing the tunnel); the emulator's data plane is tested on its own.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+from cdk_secure_tunnel.protocol import Message, encode
+from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER, SUBPROTOCOLS
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+# The server side logs request headers (tokens) at DEBUG; the test of our logs must see only ours.
+_QUIET = logging.getLogger("tests.fake_service")
+_QUIET.setLevel(logging.WARNING)
+
+
+@dataclass
+class FakeService:
+    services: list[str]
+    tokens: dict[str, str] = field(
+        default_factory=lambda: {"src-token": "source", "dst-token": "destination"}
+    )
+    peers: dict[str, ServerConnection] = field(default_factory=dict)
+    handshakes: list[Request] = field(default_factory=list)
+    client_tokens: dict[str, str] = field(default_factory=dict)
+    fail_with: list[int] = field(default_factory=list)
+    connected: dict[str, asyncio.Event] = field(
+        default_factory=lambda: {"source": asyncio.Event(), "destination": asyncio.Event()}
+    )
+    closed: bool = False
+    server: Server | None = None
+
+    @property
+    def endpoint(self) -> str:
+        assert self.server is not None
+        host, port = next(iter(self.server.sockets)).getsockname()[:2]
+        return f"ws://{host}:{port}"
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.handshakes.append(request)
+        if self.fail_with:
+            status = HTTPStatus(self.fail_with.pop(0))
+            return connection.respond(status, f"{status.phrase}\n")
+        mode = request.path.partition("local-proxy-mode=")[2]
+        token = request.headers.get(ACCESS_TOKEN_HEADER, "")
+        client_token = request.headers.get(CLIENT_TOKEN_HEADER)
+        if self.closed or self.tokens.get(token) != mode:
+            return connection.respond(HTTPStatus.FORBIDDEN, "Invalid access token\n")
+        if token in self.client_tokens and self.client_tokens[token] != client_token:
+            return connection.respond(HTTPStatus.FORBIDDEN, "The access token was previously used\n")
+        self.client_tokens[token] = client_token or "<spent>"
+        return None
+
+    async def handler(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        mode = connection.request.path.partition("local-proxy-mode=")[2]
+        old = self.peers.get(mode)
+        if old is not None:
+            await old.close()
+        self.peers[mode] = connection
+        if connection.subprotocol != SUBPROTOCOLS[-1]:
+            await connection.send(
+                encode(Message(type=Message.SERVICE_IDS, availableServiceIds=self.services))
+            )
+        self.connected[mode].set()
+        other = "destination" if mode == "source" else "source"
+        async for frame in connection:
+            peer = self.peers.get(other)
+            if peer is not None:
+                await peer.send(frame)
+        if self.peers.get(mode) is connection:
+            del self.peers[mode]
+            self.connected[mode].clear()
+
+    async def drop(self, mode: str) -> None:
+        """Cut ``mode``'s connection without a close handshake, as a network failure would."""
+        self.peers[mode].transport.abort()
+        self.connected[mode].clear()
+
+    async def close_tunnel(self) -> None:
+        self.closed = True
+        for peer in list(self.peers.values()):
+            await peer.close(1000, "tunnel closed")
+
+
+@asynccontextmanager
+async def running_fake_service(services: tuple[str, ...] = ("SSH", "HTTP")) -> AsyncIterator[FakeService]:
+    service = FakeService(services=list(services))
+    async with serve(
+        service.handler,
+        "127.0.0.1",
+        0,
+        subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
+        process_request=service.process_request,
+        compression=None,
+        logger=_QUIET,
+    ) as server:
+        service.server = server
+        yield service
