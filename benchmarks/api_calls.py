@@ -55,7 +55,14 @@ class OperationCalls:
 
 
 def _create_expectation(secrets: int) -> list[Call]:
-    return [(TUNNELING, "OpenTunnel")] + [(SECRETS, "PutSecretValue")] * secrets
+    """One IoT call; per secret a read (its version, and whether an earlier delivery of the same request
+    stored a tunnel) and a compare-and-set write (PutSecretValue, then UpdateSecretVersionStage)."""
+    per_secret = [
+        (SECRETS, "GetSecretValue"),
+        (SECRETS, "PutSecretValue"),
+        (SECRETS, "UpdateSecretVersionStage"),
+    ]
+    return [(TUNNELING, "OpenTunnel")] + per_secret * secrets
 
 
 def measure(local: LocalHandler) -> list[OperationCalls]:

@@ -291,7 +291,7 @@ def goals(m: Measurements) -> list[Goal]:
         *synthesis_goals(m.synthesis),
         *import_goals(m.cold_start),
         Goal(
-            "Create calls vs 1 OpenTunnel + 1 PutSecretValue per secret",
+            "Create calls vs 1 OpenTunnel + a read and a compare-and-set write per secret",
             made / expected,
             1.0,
             "; ".join(f"{r.operation}: {r.summary}" for r in creates),

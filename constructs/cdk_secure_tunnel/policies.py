@@ -122,6 +122,16 @@ def template_tags_statement() -> iam.PolicyStatement:
     )
 
 
+def find_tunnels_statement() -> iam.PolicyStatement:
+    """ListTunnels, for Delete to close what a lost race left open for the resource it deletes (a renewal,
+    or a second tunnel of the request that opened it): ListTunnels shows no tags, so Delete lists and
+    describes only the open tunnels with the resource's description.
+
+    On any resource: the reference lists no resource type and no condition key for ListTunnels.
+    """
+    return iam.PolicyStatement(sid="FindLeftoverTunnels", actions=["iot:ListTunnels"], resources=["*"])
+
+
 def this_stacks_secrets_statement(sid: str, actions: Sequence[str]) -> iam.PolicyStatement:
     """``actions`` on the secrets tagged with this stack's id: the token secrets of its tunnels."""
     return iam.PolicyStatement(

@@ -170,7 +170,7 @@ class SecureTunnel(Construct):
                     self, secret_id, secret_arn, after=self._resource, schedule=settings.rotation_schedule
                 )
         if upkeep is not None and settings.renew:
-            upkeep.renew(settings.max_lifetime_minutes)
+            upkeep.renew(self._resource, settings.max_lifetime_minutes)
             Tags.of(self.source_token_secret).add(RENEW_TAG, "true")
 
     @cached_property

@@ -19,6 +19,7 @@ from .per_stack import stack_singleton
 from .policies import (
     acknowledge,
     allow_key_once,
+    find_tunnels_statement,
     notify_things_statement,
     open_tunnels_statement,
     template_tags_statement,
@@ -31,7 +32,8 @@ _ACKNOWLEDGMENTS = {
         "OpenTunnel, TagResource and UntagResource have no tunnel resource type in the service "
         "authorization reference, so only '*' matches them; OpenTunnel is restricted to requests that tag "
         "the new tunnel with this stack's id, and tagging to the template's tag keys (never the "
-        "cdk-secure-tunnel: keys that say which stack owns a tunnel)."
+        "cdk-secure-tunnel: keys that say which stack owns a tunnel). ListTunnels has none either: Delete "
+        "lists the region's open tunnels to close the ones a lost race left open for the deleted resource."
     ),
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (  # noqa: E501
         "The provider framework's own function role is built by aws-cdk-lib with this managed policy; it "
@@ -68,8 +70,9 @@ class TunnelProvider(Construct):
             handler="tunnel_lambda.custom_resource.on_event",
             description="cdk-secure-tunnel: IoT secure tunnel custom resource handler",
             role_description="Opens, rotates and closes this stack's IoT secure tunnels",
-            # Room for the whole retry budget of four calls (see tunnel_lambda/aws_clients.py), below
-            # the provider framework's own 15 minutes.
+            # Below the provider framework's own 15 minutes. The handler reads the time left from its
+            # context: retries stop 100 s before this, which is kept for closing a tunnel it could not
+            # record (tunnel_lambda/aws_clients.py, CLEANUP_RESERVE_S).
             timeout=Duration.minutes(10),
         )
         self._grant_tunneling()
@@ -110,8 +113,14 @@ class TunnelProvider(Construct):
             template_tags_statement(),
         ):
             self.handler_role.add_to_policy(statement)
+        self.handler_role.add_to_policy(find_tunnels_statement())
+        # Every write is a compare-and-set: the new version is written under the handler's own label,
+        # then AWSCURRENT is moved to it from the version that was read (tunnel_lambda/token_secrets.py).
         self.handler_role.add_to_policy(
-            this_stacks_secrets_statement("WriteThisStacksTokenSecrets", ["secretsmanager:PutSecretValue"])
+            this_stacks_secrets_statement(
+                "WriteThisStacksTokenSecrets",
+                ["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
+            )
         )
         # Update and Delete read the token secrets: they say which tunnel is current (renewal opens
         # successors) and whether a failed update left a secret naming another tunnel. Granted whether or

@@ -19,7 +19,7 @@ True
 >>> tunnel = CfnResource(stack, "Tunnel", type="Custom::SecureTunnel")
 >>> arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-AbCdEf"
 >>> rotation = upkeep.rotate(stack, "SourceToken", arn, after=tunnel, schedule="rate(8 hours)")
->>> upkeep.renew(lifetime_minutes=120)
+>>> upkeep.renew(tunnel, lifetime_minutes=120)
 """
 
 import math
@@ -29,7 +29,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
-from tunnel_lambda.contract import UPKEEP_CONSTRUCT_ID, UPKEEP_HANDLER
+from tunnel_lambda.contract import UPKEEP_CONSTRUCT_ID, UPKEEP_HANDLER, ScheduleInput
 
 from constructs import Construct
 
@@ -149,8 +149,9 @@ class TunnelUpkeep(Construct):
         """Let the function read and write secrets encrypted with ``key``."""
         allow_key_once(self.role, key, self._keys)
 
-    def renew(self, lifetime_minutes: float) -> None:
-        """Renew a tunnel living ``lifetime_minutes`` (a number token counts as the shortest allowed).
+    def renew(self, resource: CfnResource, lifetime_minutes: float) -> None:
+        """Renew the tunnel ``resource`` living ``lifetime_minutes`` (a number token counts as the shortest
+        allowed).
 
         One schedule serves the stack: it runs every ``interval`` minutes, the shortest renewed lifetime
         less the margin (at most an hour), and each run renews what ends within ``interval + margin``.
@@ -166,6 +167,10 @@ class TunnelUpkeep(Construct):
             self._schedule.schedule_expression = _rate(interval)
             self._schedule.target = self._target(interval)
         self._interval = interval
+        # CloudFormation deletes a resource before what it depends on: the schedule depends on every
+        # renewing tunnel, so on destroy it goes first and no run starts while the tunnels are deleted.
+        # (A run already under way loses its secret writes to each Delete and closes what it opened.)
+        self._schedule.add_dependency(resource)
 
     def _create_schedule(self, interval: int) -> scheduler.CfnSchedule:
         self.role.add_to_policy(
@@ -199,12 +204,19 @@ class TunnelUpkeep(Construct):
         return schedule
 
     def _target(self, interval: int) -> scheduler.CfnSchedule.TargetProperty:
-        """Each run renews what ends before the next run's margin: within ``interval + margin`` minutes."""
+        """Each run renews what ends before the next run's margin: within ``interval + margin`` minutes,
+        and leaves alone a tunnel opened less than ``interval`` ago that outlives the next run (see
+        tunnel_lambda/renewal.py ``is_due``).
+        """
         return scheduler.CfnSchedule.TargetProperty(
             arn=self.function_arn,
             role_arn=self._scheduler_role.role_arn,
             input=Stack.of(self).to_json_string(
-                {"stackId": STACK_ID, "renewWithinMinutes": interval + RENEWAL_MARGIN_MINUTES}
+                {
+                    ScheduleInput.STACK_ID: STACK_ID,
+                    ScheduleInput.RENEW_WITHIN_MINUTES: interval + RENEWAL_MARGIN_MINUTES,
+                    ScheduleInput.INTERVAL_MINUTES: interval,
+                }
             ),
             # A missed run is made up by the next one, which looks at every tunnel again.
             retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=2),

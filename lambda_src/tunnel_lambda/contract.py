@@ -80,7 +80,27 @@ REPLACES_TAG: Final = f"{HANDLER_TAG_PREFIX}replaces"
 # On a tunnel opened by renewal: the resource's physical id (its first tunnel). Update and Delete act on
 # the tunnel the source secret names only when it carries this link.
 RENEWS_TAG: Final = f"{HANDLER_TAG_PREFIX}renews"
+# On a tunnel opened by a custom resource request: its RequestId. A request delivered twice (the provider
+# framework's invocation retried) finds the tunnel the first delivery opened instead of opening another.
+REQUEST_TAG: Final = f"{HANDLER_TAG_PREFIX}request-id"
+# On every tunnel: the SHA-256 of the resource's binding nonce, which only its token secrets hold. Rotation
+# and renewal act on a tunnel only for a secret that holds the nonce, so a secret someone else tagged with
+# this stack's id cannot have this stack's tunnel rotated into it. Set at OpenTunnel only, like every tag
+# with the handler's prefix: the IAM policy refuses TagResource and UntagResource on them.
+BINDING_TAG: Final = f"{HANDLER_TAG_PREFIX}binding"
 # On the source secret of each renewing tunnel: how the renewal schedule finds them.
 RENEW_TAG: Final = f"{HANDLER_TAG_PREFIX}renew"
-# The most tags the handler adds to a tunnel: stack id, logical id, and replaces or renews.
-OWNER_TAG_COUNT: Final = 3
+# The most tags the handler adds to a tunnel: stack id, logical id, replaces or renews, binding, request id.
+OWNER_TAG_COUNT: Final = 5
+
+# -- the renewal schedule's event ----------------------------------------------------------------------------
+
+
+class ScheduleInput:
+    """The keys of the event the renewal schedule sends the upkeep function."""
+
+    STACK_ID: Final = "stackId"
+    # Renew what ends within this many minutes.
+    RENEW_WITHIN_MINUTES: Final = "renewWithinMinutes"
+    # The schedule's rate: a tunnel opened less than this ago is left alone if it outlives the next run.
+    INTERVAL_MINUTES: Final = "intervalMinutes"

@@ -11,14 +11,18 @@ Secrets Manager then invokes this function once per step with ``{"Step", "Secret
   destination config, so AWS IoT notifies the device), the new document stored as AWSPENDING;
 - setSecret: nothing, the service already issued the token;
 - testSecret: the new token's tunnel is open;
-- finishSecret: the new version becomes AWSCURRENT, and AWSPENDING is removed; unless a renewal or an
-  update wrote the secret or the tunnel closed since testSecret, in which case the rotation fails.
+- finishSecret: the new version becomes AWSCURRENT, and AWSPENDING is removed; unless anything (a
+  renewal, a deploy) wrote the secret since createSecret or the tunnel closed, in which case the rotation
+  fails.
 
-A tunnel that has closed cannot issue tokens: with ``renew`` on, createSecret first opens the resource's
-next tunnel (see ``renewal``); without it, the rotation fails with a message saying so. A failed step
-removes its AWSPENDING label, because a label left behind blocks every later rotation.
+createSecret acts only for a secret that holds the binding nonce of the tunnel it names (see
+``renewal.require_bound``). A tunnel that has closed cannot issue tokens: with ``renew`` on, createSecret
+first opens the resource's next tunnel (see ``renewal``); without it, the rotation fails with a message
+saying so. A failed step removes its AWSPENDING label, because a label left behind blocks every later
+rotation.
 """
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -26,13 +30,20 @@ from typing import Any, cast
 from botocore.exceptions import ClientError
 
 from . import aws_clients, tunnels
-from .renewal import renew
-from .token_secrets import CURRENT, PENDING, read_document, token_document
-from .tunnel_spec import Destination, Renewal
+from .renewal import renew, require_bound
+from .token_secrets import CURRENT, PENDING, Stored, read_document, read_stored, token_document
+from .tunnel_spec import BINDING_FIELD, Destination, Renewal
 from .tunnels import ClientMode, TunnelRef
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
+
+
+# In the pending document: the version that was AWSCURRENT when createSecret ran. finishSecret moves
+# AWSCURRENT only from that version: a rotation that finished after a deploy had moved the tunnel from
+# pump-7 to pump-8 in place used to make the pending pump-7 document (whose token the deploy had revoked)
+# current again, and renewal then reopened to pump-7.
+ROTATES_FIELD = "rotatesVersionId"
 
 
 class RotationError(Exception):
@@ -66,17 +77,24 @@ def create_secret(secret_arn: str, version: str) -> None:
     """Store a fresh token of the secret's client mode as AWSPENDING, once per rotation."""
     if read_document(secret_arn, version_id=version, stage=PENDING) is not None:
         return  # Secrets Manager retried the step: the token is already issued and stored
-    current = read_document(secret_arn)
-    if current is None:
+    current = read_stored(secret_arn)
+    if current.document is None:
         raise RotationError(
             f"{secret_arn} holds no token yet: the stack has not opened its tunnel (deploy it first)"
         )
-    mode = cast(ClientMode, str(current["clientMode"]).upper())
-    tunnel, destination = _open_tunnel_of(current)
+    mode = cast(ClientMode, str(current.document["clientMode"]).upper())
+    current, tunnel, destination = _open_tunnel_of(current)
+    document = cast(dict[str, Any], current.document)
     tokens = tunnels.rotate(tunnel.tunnel_id, mode, destination)
-    document = token_document(mode, tokens[mode], destination, tunnel, current.get("renewal"))
+    pending = token_document(
+        mode, tokens[mode], destination, tunnel, document.get("renewal"), nonce=document.get(BINDING_FIELD)
+    )
+    pending[ROTATES_FIELD] = current.version_id
     aws_clients.secrets().put_secret_value(
-        SecretId=secret_arn, ClientRequestToken=version, SecretString=document, VersionStages=[PENDING]
+        SecretId=secret_arn,
+        ClientRequestToken=version,
+        SecretString=json.dumps(pending),
+        VersionStages=[PENDING],
     )
     logger.info("Stored a new %s token of tunnel %s as %s", mode.lower(), tunnel.tunnel_id, PENDING)
 
@@ -92,31 +110,38 @@ def verify_secret(secret_arn: str, version: str) -> None:
 
 
 def finish_secret(secret_arn: str, version: str) -> None:
-    """Make the pending version current, unless its tunnel was renewed, replaced or closed meanwhile.
+    """Make the pending version current, unless the secret was written or its tunnel closed meanwhile.
 
     Renewal and the custom resource write the secret without a rotation: making the pending version
-    current over theirs would hand out a token of the tunnel they left behind.
+    current over theirs would hand out a token of a tunnel (or a destination) they left behind.
     """
-    pending, current = _pending_and_current(secret_arn, version)
-    if current is not None and current["tunnelId"] != pending["tunnelId"]:
+    pending = read_document(secret_arn, version_id=version, stage=PENDING)
+    if pending is None:
+        raise RotationError(f"Version {version} of {secret_arn} holds no token document")
+    current = read_stored(secret_arn)
+    based_on = pending.get(ROTATES_FIELD)
+    if current.version_id != based_on:
+        moved_by = (current.document or {}).get("tunnelId", "-")
         raise RotationError(
-            f"Tunnel {pending['tunnelId']} was renewed or replaced by {current['tunnelId']} during this "
-            f"rotation of {secret_arn}, which already holds a fresh token of it: rotate again for another"
+            f"{secret_arn} was written since this rotation's createSecret (renewed, replaced or updated by "
+            f"a deploy; it now names tunnel {moved_by}) and already holds a fresh token: rotate again for "
+            "another"
         )
     _require_open(pending["tunnelId"])
-    _make_current(secret_arn, version)
+    _make_current(secret_arn, version, str(based_on))
 
 
-def _make_current(secret_arn: str, version: str) -> None:
+def _make_current(secret_arn: str, version: str, based_on: str) -> None:
     client = aws_clients.secrets()
-    previous = next(
-        (known for known, stages in _stages(secret_arn).items() if CURRENT in stages and known != version),
-        None,
-    )
-    move: dict[str, str] = {"RemoveFromVersionId": previous} if previous else {}
-    client.update_secret_version_stage(
-        SecretId=secret_arn, VersionStage=CURRENT, MoveToVersionId=version, **move
-    )
+    try:
+        # Conditional: fails if AWSCURRENT left ``based_on`` since it was read just now.
+        client.update_secret_version_stage(
+            SecretId=secret_arn, VersionStage=CURRENT, MoveToVersionId=version, RemoveFromVersionId=based_on
+        )
+    except ClientError as error:
+        if read_stored(secret_arn).version_id != based_on:
+            raise RotationError(f"{secret_arn} was written during finishSecret: rotate again") from error
+        raise
     client.update_secret_version_stage(SecretId=secret_arn, VersionStage=PENDING, RemoveFromVersionId=version)
     logger.info("Version %s of %s is now %s", version, secret_arn, CURRENT)
 
@@ -138,11 +163,15 @@ def _require_open(tunnel_id: str) -> None:
         )
 
 
-def _open_tunnel_of(document: Mapping[str, Any]) -> tuple[TunnelRef, Destination]:
-    """The open tunnel the document's token belongs to, renewed first if it closed and renewal is on."""
+def _open_tunnel_of(current: Stored) -> tuple[Stored, TunnelRef, Destination]:
+    """The open tunnel the secret's token belongs to, renewed first if it closed and renewal is on;
+    with the secret as it is then (a renewal writes it).
+    """
+    document = cast(dict[str, Any], current.document)
     tunnel = tunnels.describe(document["tunnelId"])
+    require_bound(tunnel, document, current.secret_arn)
     if tunnel is not None and tunnel.is_open:
-        return tunnel, tunnel
+        return current, tunnel, tunnel
     record = document.get("renewal")
     if record is None:
         raise RotationError(
@@ -151,7 +180,15 @@ def _open_tunnel_of(document: Mapping[str, Any]) -> tuple[TunnelRef, Destination
             "SecureTunnel to have one opened automatically"
         )
     renewal = Renewal.from_json(record)
-    return renew(renewal, tunnel), renewal.spec
+    opened = renew(renewal, tunnel, current)
+    if opened is None:
+        # Another writer (the schedule, most likely) renewed it first, and the tunnel this rotation
+        # opened is closed again: two successors would leave one open that no secret names.
+        raise RotationError(
+            f"{current.secret_arn} was renewed by another writer during this rotation: rotate again"
+        )
+    # The renewal wrote the secret: the pending version is based on what it wrote.
+    return read_stored(current.secret_arn), opened, renewal.spec
 
 
 def _stages(secret_arn: str) -> dict[str, list[str]]:

@@ -10,11 +10,15 @@ lenient about types and ignores keys it does not know.
 (120, {'services': ['SSH']})
 """
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .contract import (
+    BINDING_TAG,
     DEFAULT_LIFETIME_MINUTES,
     DEFAULT_SERVICES,
     FIELDS_THAT_REPLACE_THE_TUNNEL,
@@ -26,6 +30,9 @@ from .contract import (
     REPLACES_TAG,
     Property,
 )
+
+# Where the token documents keep the resource's binding nonce (see contract.BINDING_TAG).
+BINDING_FIELD = "bindingNonce"
 
 
 class Destination(Protocol):
@@ -80,6 +87,32 @@ def destination_config(destination: Destination) -> dict[str, Any]:
 def template_tags(tags: Mapping[str, str]) -> dict[str, str]:
     """A tunnel's tags less the handler's own: the tags its template asked for."""
     return {key: value for key, value in tags.items() if not key.startswith(HANDLER_TAG_PREFIX)}
+
+
+def new_nonce() -> str:
+    """A fresh binding nonce for a resource's first tunnel (see ``BINDING_TAG``)."""
+    return secrets.token_urlsafe(32)
+
+
+def binding_tags(nonce: str | None) -> dict[str, str]:
+    """The tag that binds a new tunnel to the secrets holding ``nonce``; none for a tunnel without one."""
+    return {BINDING_TAG: hashlib.sha256(nonce.encode()).hexdigest()} if nonce else {}
+
+
+def is_bound(tags: Mapping[str, str], nonce: str | None) -> bool:
+    """Whether a tunnel with ``tags`` belongs to the secrets whose documents hold ``nonce``.
+
+    A tunnel opened before binding existed carries no binding tag and its secrets no nonce: it is accepted
+    until it ends (12 hours at most), as the only way to keep renewing what an older version deployed.
+
+    >>> is_bound(binding_tags("n"), "n"), is_bound(binding_tags("n"), "m"), is_bound({}, None)
+    (True, False, True)
+    """
+    expected = binding_tags(nonce).get(BINDING_TAG)
+    actual = tags.get(BINDING_TAG)
+    if expected is None or actual is None:
+        return expected is None and actual is None
+    return hmac.compare_digest(expected, actual)
 
 
 @dataclass(frozen=True)

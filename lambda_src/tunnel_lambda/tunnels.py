@@ -5,7 +5,7 @@ writes straight to Secrets Manager; nothing here logs a response.
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -51,6 +51,7 @@ class Tunnel(TunnelRef):
     services: tuple[str, ...]
     max_lifetime_minutes: int
     tags: Mapping[str, str]
+    created_at: datetime
 
     @classmethod
     def from_description(cls, tunnel: "TunnelTypeDef") -> "Tunnel":
@@ -66,6 +67,7 @@ class Tunnel(TunnelRef):
             services=tuple(destination.get("services", ())),
             max_lifetime_minutes=lifetime,
             tags={tag["key"]: tag["value"] for tag in tunnel.get("tags", ())},
+            created_at=created_at,
             expires_at=created_at + timedelta(minutes=lifetime),
         )
 
@@ -128,6 +130,34 @@ def close(tunnel_id: str) -> None:
     except ClientError as error:
         if not _is_not_found(error):
             raise
+
+
+@dataclass(frozen=True)
+class Summary:
+    """An open tunnel as ListTunnels shows it: no tags, so whose it is takes a DescribeTunnel."""
+
+    tunnel_id: str
+    description: str | None
+
+
+def open_tunnels(since: datetime) -> Iterator[Summary]:
+    """Every open tunnel of the account in this region created after ``since``, newest first.
+
+    ListTunnels has no botocore paginator: pages are followed through nextToken, and no further than the
+    first tunnel created before ``since`` (the list is newest first, closed tunnels included).
+    """
+    client = aws_clients.tunneling()
+    arguments: dict[str, object] = {"maxResults": 100}
+    while True:
+        response = client.list_tunnels(**arguments)  # type: ignore[arg-type]
+        for summary in response.get("tunnelSummaries", ()):
+            if summary.get("createdAt", since) < since:
+                return
+            if summary.get("status") == "OPEN":
+                yield Summary(summary["tunnelId"], summary.get("description") or None)
+        if not response.get("nextToken"):
+            return
+        arguments["nextToken"] = response["nextToken"]
 
 
 def client_mode(modes: Iterable[str]) -> ClientMode:

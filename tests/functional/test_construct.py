@@ -190,8 +190,13 @@ def test_handler_may_only_call_tunnel_actions_and_use_this_stacks_secrets() -> N
         "TagTunnelsWithTheTemplatesTags",
         "WriteThisStacksTokenSecrets",
         "ReadThisStacksTokenSecrets",
+        "FindLeftoverTunnels",
     }
-    secret_actions = {"secretsmanager:PutSecretValue", "secretsmanager:GetSecretValue"}
+    secret_actions = {
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+        "secretsmanager:GetSecretValue",
+    }
     actions = [
         a
         for s in statements.values()

@@ -6,14 +6,17 @@ passes them) and checks the service's state afterwards through boto3.
 
 import json
 import logging
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from support.events import STACK_ID, event, update
+from support.interleaving import interleaved
 from tunnel_lambda import aws_clients
 from tunnel_lambda.custom_resource import on_event
 
@@ -57,15 +60,23 @@ def props(new_secret: Callable[[], str]) -> dict[str, Any]:
 
 
 def document(secrets: Any, arn: str) -> dict[str, Any]:
-    return json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])  # type: ignore[no-any-return]
+    # Named explicitly: moto answers a request without a stage from a copy that UpdateSecretVersionStage
+    # (how every handler write becomes current) does not move; Secrets Manager itself answers AWSCURRENT.
+    value = secrets.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
+    return json.loads(value["SecretString"])  # type: ignore[no-any-return]
 
 
 def describe(tunneling: Any, tunnel_id: str) -> dict[str, Any]:
     return tunneling.describe_tunnel(tunnelId=tunnel_id)["tunnel"]  # type: ignore[no-any-return]
 
 
+# Set at OpenTunnel for the tunnel's life, different on every tunnel: checked by their own tests.
+PER_TUNNEL_TAGS = ("cdk-secure-tunnel:binding", "cdk-secure-tunnel:request-id")
+
+
 def tags_of(tunnel: dict[str, Any]) -> dict[str, str]:
-    return {tag["key"]: tag["value"] for tag in tunnel.get("tags", [])}
+    """The tunnel's tags but the per-tunnel ones (see PER_TUNNEL_TAGS)."""
+    return {tag["key"]: tag["value"] for tag in tunnel.get("tags", []) if tag["key"] not in PER_TUNNEL_TAGS}
 
 
 def test_create_opens_a_tagged_tunnel_and_stores_only_the_source_token(
@@ -427,3 +438,138 @@ def test_deleting_a_replacement_never_rotates_another_resources_tunnel(
 
     assert tunnel_emulator.is_token_valid(other_token)
     assert document(secrets, props["SourceTokenSecretArn"])["tunnelId"] == new_id
+
+
+def test_create_makes_one_iot_call_and_tags_the_tunnel_with_its_request(
+    props: dict[str, Any], tunneling: Any, tunnel_emulator: Any
+) -> None:
+    created = event("Create", props)
+    tunnel_id = on_event(created)["PhysicalResourceId"]
+    assert [call.operation for call in tunnel_emulator.calls] == ["OpenTunnel"]
+    tags = {tag["key"]: tag["value"] for tag in describe(tunneling, tunnel_id)["tags"]}
+    assert tags["cdk-secure-tunnel:request-id"] == created["RequestId"]
+
+
+def test_a_create_delivered_again_answers_with_the_tunnel_it_opened(
+    props: dict[str, Any], tunnel_emulator: Any
+) -> None:
+    created = event("Create", props)
+    first = on_event(created)
+    assert on_event(created) == first
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [first["PhysicalResourceId"]]
+
+
+def test_a_create_delivered_twice_at_once_answers_one_tunnel_from_both(
+    props: dict[str, Any], secrets: Any, tunnel_emulator: Any
+) -> None:
+    created = event("Create", props)
+    # The second delivery runs between the first's OpenTunnel and its secret write.
+    with interleaved("after-call.iotsecuretunneling.OpenTunnel", lambda: on_event(created)) as second:
+        first = on_event(created)
+    assert second == [first]
+    (tunnel,) = tunnel_emulator.open_tunnels()
+    assert tunnel.tunnel_id == first["PhysicalResourceId"]
+    assert document(secrets, props["SourceTokenSecretArn"])["tunnelId"] == tunnel.tunnel_id
+
+
+def test_an_update_delivered_again_answers_with_the_replacement_it_opened(
+    props: dict[str, Any], tunnel_emulator: Any
+) -> None:
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    changed = {**props, "MaxLifetimeMinutes": "60"}
+    updated = event("Update", changed, PhysicalResourceId=old_id, OldResourceProperties=props)
+    new_id = on_event(updated)["PhysicalResourceId"]
+    assert on_event(updated)["PhysicalResourceId"] == new_id
+    assert sorted(view.tunnel_id for view in tunnel_emulator.open_tunnels()) == sorted([old_id, new_id])
+
+
+def test_an_update_delivered_twice_at_once_answers_one_replacement_from_both(
+    props: dict[str, Any], secrets: Any, tunnel_emulator: Any
+) -> None:
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    changed = {**props, "MaxLifetimeMinutes": "60"}
+    updated = event("Update", changed, PhysicalResourceId=old_id, OldResourceProperties=props)
+    with interleaved("after-call.iotsecuretunneling.OpenTunnel", lambda: on_event(updated)) as second:
+        first = on_event(updated)
+    assert second == [first]
+    new_id = first["PhysicalResourceId"]
+    assert sorted(view.tunnel_id for view in tunnel_emulator.open_tunnels()) == sorted([old_id, new_id])
+    assert document(secrets, props["SourceTokenSecretArn"])["tunnelId"] == new_id
+
+
+class _Context:
+    """A Lambda context whose invocation ends ``seconds`` from now."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.end - time.monotonic()) * 1000)
+
+
+class _TimedOut(BaseException):
+    """The Lambda runtime stopping the process at its timeout: nothing after it reaches AWS."""
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def _throttled(request: Any, **_: Any) -> AWSResponse:
+    body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+    return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, _Raw(body))
+
+
+@pytest.fixture
+def lambda_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Context]:
+    """An invocation with 3 s left, 1 s of it kept for the clean-up, and a runtime that stops every call
+    once the time is up."""
+    monkeypatch.setattr(aws_clients, "CLEANUP_RESERVE_S", 1.0, raising=False)
+    monkeypatch.setattr(aws_clients, "_ANSWER_S", 0.5, raising=False)
+    monkeypatch.setattr(aws_clients, "_THROTTLING_CAP_S", 0.05)
+    context = _Context(3.0)
+
+    def runtime(**_: Any) -> None:
+        if context.get_remaining_time_in_millis() <= 0:
+            raise _TimedOut
+
+    clients = (aws_clients.tunneling(), aws_clients.secrets())
+    for client in clients:
+        client.meta.events.register("before-send", runtime, unique_id="lambda-runtime")
+    yield context
+    for client in clients:
+        client.meta.events.unregister("before-send", unique_id="lambda-runtime")
+
+
+def test_a_replacement_whose_write_is_throttled_past_the_deadline_is_closed_before_the_timeout(
+    props: dict[str, Any], tunnel_emulator: Any, lambda_timeout: _Context
+) -> None:
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    events = aws_clients.secrets().meta.events
+    events.register("before-send.secrets-manager.PutSecretValue", _throttled, unique_id="throttled")
+    try:
+        updated = event("Update", {**props, "Description": "new"}, PhysicalResourceId=old_id)
+        updated["OldResourceProperties"] = props
+        # Throttling is retried until the invocation's deadline, not for its 90 s budget: the error
+        # reaches the caller with time left to close the replacement.
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            on_event(updated, lambda_timeout)
+    finally:
+        events.unregister("before-send.secrets-manager.PutSecretValue", unique_id="throttled")
+    assert lambda_timeout.get_remaining_time_in_millis() > 0
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [old_id]
+
+
+def test_a_replacement_with_as_many_tags_as_the_construct_allows_opens(
+    props: dict[str, Any], tunneling: Any
+) -> None:
+    # 200 tags a tunnel: the construct leaves room for the handler's five (stack id, logical id,
+    # replaces or renews, binding, request id).
+    props["Tags"] = [{"Key": f"k{index}", "Value": "v"} for index in range(195)]
+    old_id = on_event(event("Create", props))["PhysicalResourceId"]
+    new_id = update(old_id, {**props, "MaxLifetimeMinutes": "60"}, props)["PhysicalResourceId"]
+    assert len(describe(tunneling, new_id)["tags"]) == 200

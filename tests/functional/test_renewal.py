@@ -4,23 +4,19 @@ The schedule's event is what the construct puts in its EventBridge Scheduler tar
 tunnels, a run every 50 minutes renews whatever ends within 60.
 """
 
-from datetime import UTC, datetime
+import json
 from typing import Any
 
+import boto3
 import pytest
 from support.events import STACK_ID, event, update
-from support.upkeep import create, delete, document, properties
+from support.upkeep import create, delete, document, new_secret, properties, run_schedule
+from tunnel_lambda.contract import ScheduleInput
 from tunnel_lambda.custom_resource import on_event
-from tunnel_lambda.renewal import on_schedule
+from tunnel_lambda.renewal import RenewalFailed
+from tunnel_lambda.upkeep import handle
 
 pytestmark = pytest.mark.usefixtures("local_aws")
-
-SCHEDULE_EVENT = {"stackId": STACK_ID, "renewWithinMinutes": "60"}
-
-
-def run_schedule(emulator: Any, within_minutes: int = 60) -> list[str]:
-    event = {**SCHEDULE_EVENT, "renewWithinMinutes": str(within_minutes)}
-    return on_schedule(event, now=datetime.fromtimestamp(emulator.clock.now(), UTC))
 
 
 def test_renewal_keeps_exactly_one_tunnel_open_across_three_lifetimes(tunnel_emulator: Any) -> None:
@@ -144,6 +140,111 @@ def test_the_cleanup_delete_after_replacing_a_renewed_tunnel_closes_the_renewal(
     delete(props, first_id)
 
     assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [new_id]
+
+
+def test_a_run_moments_after_a_renewal_leaves_the_new_tunnel_alone(tunnel_emulator: Any) -> None:
+    create(properties(renew=True))
+    tunnel_emulator.clock.advance(minutes=50)
+    (renewed_id,) = run_schedule(tunnel_emulator)
+    # Scheduler delivers at least once, and retries a run that failed for another tunnel: with 60-minute
+    # tunnels the window is the whole lifetime, yet the tunnel just opened must stay.
+    tunnel_emulator.clock.advance(minutes=1)
+    assert run_schedule(tunnel_emulator) == []
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [renewed_id]
+    # One interval later it is renewed as usual.
+    tunnel_emulator.clock.advance(minutes=49)
+    assert len(run_schedule(tunnel_emulator)) == 1
+
+
+def test_a_fresh_tunnel_that_would_end_before_the_next_run_is_renewed(tunnel_emulator: Any) -> None:
+    first_id = create(properties(renew=True))
+    tunnel_emulator.clock.advance(minutes=1)
+    assert run_schedule(tunnel_emulator) == []  # opened a minute ago, lives past the next run
+    tunnel_emulator.clock.advance(minutes=19)
+    # Opened between runs 20 minutes ago: it would end 10 minutes before the next run.
+    (renewed_id,) = run_schedule(tunnel_emulator)
+    assert renewed_id != first_id
+
+
+def test_a_rolled_back_replacement_of_a_closed_renewal_leaves_nothing_after_destroy(
+    tunnel_emulator: Any, aws_tunneling: Any
+) -> None:
+    props = properties(renew=True)
+    first_id = create(props)
+    tunnel_emulator.clock.advance(minutes=50)
+    (renewed_id,) = run_schedule(tunnel_emulator)
+    aws_tunneling.close_tunnel(tunnelId=renewed_id)
+    changed = {**props, "Tags": [{"Key": "team", "Value": "support"}]}
+    new_id = update(first_id, changed, props)["PhysicalResourceId"]
+    assert new_id != first_id
+
+    # The stack update failed elsewhere: CloudFormation keeps the first tunnel's resource and deletes
+    # the replacement. The renewal record names the kept resource again.
+    delete(changed, new_id)
+    record = document(props["SourceTokenSecretArn"])["renewal"]
+    (next_id,) = run_schedule(tunnel_emulator)
+    next_renews = tunnel_emulator.tunnel(next_id).tags["cdk-secure-tunnel:renews"]
+
+    delete(props, first_id)  # cdk destroy
+    assert tunnel_emulator.open_tunnels() == []
+    assert (record["resourceTunnelId"], next_renews) == (first_id, first_id)
+    assert tunnel_emulator.tunnel(new_id).tags["cdk-secure-tunnel:replaces"] == renewed_id
+
+
+@pytest.mark.parametrize("tunnel", ["ended", "gone"])
+def test_the_schedule_renews_nothing_for_a_secret_that_is_not_the_tunnels(
+    tunnel: str, tunnel_emulator: Any, aws_tunneling: Any
+) -> None:
+    props = properties(renew=True)
+    first_id = create(props)
+    real = document(props["SourceTokenSecretArn"])
+    # Someone tags a secret of theirs like a renewing token secret of this stack, naming its tunnel (or
+    # one that no longer exists) and a renewal record of their choosing.
+    forged_arn = new_secret(renew=True)
+    record = real["renewal"] | {
+        "properties": real["renewal"]["properties"]
+        | {"ThingName": "their-thing", "SourceTokenSecretArn": forged_arn}
+    }
+    named = first_id if tunnel == "ended" else "00000000-0000-0000-0000-000000000000"
+    forged = {key: value for key, value in real.items() if key != "bindingNonce"} | {
+        "tunnelId": named,
+        "renewal": record,
+    }
+    boto3.client("secretsmanager").put_secret_value(SecretId=forged_arn, SecretString=json.dumps(forged))
+    aws_tunneling.close_tunnel(tunnelId=first_id)
+
+    with pytest.raises(RenewalFailed, match=forged_arn):
+        run_schedule(tunnel_emulator)
+
+    # The stack's own resource was renewed; nothing was opened for the forged secret.
+    (renewed,) = tunnel_emulator.open_tunnels()
+    assert renewed.thing_name == "pump-7"
+    assert document(props["SourceTokenSecretArn"])["tunnelId"] == renewed.tunnel_id
+    assert tunnel_emulator.notifications("their-thing") == []
+
+
+class _AlmostOut:
+    """A Lambda context with less time left than the clean-up reserve: the deadline has passed."""
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 5_000
+
+
+def test_a_run_with_no_time_left_leaves_every_tunnel_to_the_next_run(tunnel_emulator: Any) -> None:
+    props = properties(renew=True)
+    first_id = create(props)
+    tunnel_emulator.clock.advance(minutes=60)  # ended: due whatever the time
+    schedule = {
+        ScheduleInput.STACK_ID: STACK_ID,
+        ScheduleInput.RENEW_WITHIN_MINUTES: "60",
+        ScheduleInput.INTERVAL_MINUTES: "50",
+    }
+    before = len(tunnel_emulator.calls)
+    with pytest.raises(RenewalFailed, match=props["SourceTokenSecretArn"]):
+        handle(schedule, _AlmostOut())
+    assert tunnel_emulator.calls[before:] == []
+    assert document(props["SourceTokenSecretArn"])["tunnelId"] == first_id
 
 
 @pytest.fixture

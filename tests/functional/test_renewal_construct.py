@@ -14,11 +14,15 @@ def schedule_of(template: Template) -> dict[str, Any]:
     return schedule["Properties"]  # type: ignore[no-any-return]
 
 
-def renew_within(schedule: dict[str, Any]) -> int:
+def schedule_input(schedule: dict[str, Any]) -> dict[str, Any]:
     joined = "".join(
         part if isinstance(part, str) else "STACK" for part in schedule["Target"]["Input"]["Fn::Join"][1]
     )
-    return int(json.loads(joined)["renewWithinMinutes"])
+    return json.loads(joined)  # type: ignore[no-any-return]
+
+
+def renew_within(schedule: dict[str, Any]) -> int:
+    return int(schedule_input(schedule)["renewWithinMinutes"])
 
 
 def test_one_schedule_runs_as_often_as_the_shortest_renewed_lifetime_needs() -> None:
@@ -31,7 +35,27 @@ def test_one_schedule_runs_as_often_as_the_shortest_renewed_lifetime_needs() -> 
     # 30-minute tunnels: a run every 20 minutes renews what ends within 30, so each is renewed in time.
     assert schedule["ScheduleExpression"] == "rate(20 minutes)"
     assert renew_within(schedule) == 30
+    assert schedule_input(schedule)["intervalMinutes"] == 20
     assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+
+
+def test_the_schedule_is_deleted_before_every_renewing_tunnel() -> None:
+    def build(stack: Stack) -> None:
+        for name in ("One", "Two"):
+            SecureTunnel(stack, name, thing="pump-7", renew=True)
+        SecureTunnel(stack, "NotRenewed", thing="pump-9")
+
+    template = synth(build).to_json()
+    (schedule,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    tunnels = {
+        name: resource["Properties"].get("Renew")
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "Custom::SecureTunnel"
+    }
+    # CloudFormation deletes what depends on a resource first: no renewal starts during a destroy.
+    renewing = sorted(name for name, renew in tunnels.items() if renew)
+    assert len(renewing) == 2
+    assert sorted(set(schedule["DependsOn"]) & set(tunnels)) == renewing
 
 
 def test_long_lifetimes_are_still_checked_every_hour() -> None:

@@ -4,13 +4,16 @@ Each resource is created through the custom resource handler, then rotated the w
 the upkeep function: createSecret, setSecret, testSecret, finishSecret with one ClientRequestToken.
 """
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from support.upkeep import create, document, properties, rotate, stages
-from tunnel_lambda.renewal import renew_if_due
+from support.events import update
+from support.upkeep import create, document, new_secret, properties, rotate, stages
+from tunnel_lambda.renewal import NotBound, renew_if_due
 from tunnel_lambda.rotation import RotationError
 
 pytestmark = pytest.mark.usefixtures("local_aws")
@@ -121,8 +124,8 @@ def test_finish_fails_and_leaves_nothing_pending_if_the_tunnel_changed_after_the
     arn = props["SourceTokenSecretArn"]
     version = rotate(arn, steps=("createSecret", "setSecret", "testSecret"))
     if meanwhile == "renewed":
-        in_two_hours = datetime.fromtimestamp(tunnel_emulator.clock.now(), UTC) + timedelta(hours=2)
-        renew_if_due(arn, deadline=in_two_hours)
+        now = datetime.fromtimestamp(tunnel_emulator.clock.now(), UTC)
+        renew_if_due(arn, now, within=timedelta(hours=2))
     else:
         boto3.client("iotsecuretunneling").close_tunnel(tunnelId=first_id)
     before = document(arn)
@@ -131,4 +134,65 @@ def test_finish_fails_and_leaves_nothing_pending_if_the_tunnel_changed_after_the
         rotate(arn, steps=("finishSecret",), version=version)
 
     assert document(arn) == before
+    assert "AWSPENDING" not in stages(arn)
+
+
+def forged_secret(real: dict[str, Any], **changes: Any) -> str:
+    """A secret anyone allowed to create secrets could make: tagged with the stack's id, naming its tunnel."""
+    arn = new_secret()
+    forged = {key: value for key, value in real.items() if key != "bindingNonce"} | changes
+    boto3.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=json.dumps(forged))
+    return arn
+
+
+@pytest.mark.parametrize("nonce", [None, "guessed"], ids=["without the nonce", "with another nonce"])
+def test_a_secret_without_the_tunnels_binding_nonce_gets_none_of_its_tokens(
+    nonce: str | None, tunnel_emulator: Any
+) -> None:
+    props = properties()
+    create(props)
+    real = document(props["SourceTokenSecretArn"])
+    forged = forged_secret(real, **({"bindingNonce": nonce} if nonce else {}))
+
+    with pytest.raises(NotBound, match="does not hold its binding nonce"):
+        rotate(forged)
+
+    assert "RotateTunnelAccessToken" not in [call.operation for call in tunnel_emulator.calls]
+    assert tunnel_emulator.is_token_valid(real["clientAccessToken"])
+    assert "AWSPENDING" not in stages(forged)
+
+
+def test_the_handlers_own_writes_keep_the_binding_nonce(tunnel_emulator: Any) -> None:
+    props = properties(renew=True, destination=True)
+    first_id = create(props)
+    nonce = document(props["SourceTokenSecretArn"])["bindingNonce"]
+    binding = hashlib.sha256(nonce.encode()).hexdigest()
+    assert tunnel_emulator.tunnel(first_id).tags["cdk-secure-tunnel:binding"] == binding
+    rotate(props["DestinationTokenSecretArn"])
+    tunnel_emulator.clock.advance(minutes=60)
+    rotate(props["SourceTokenSecretArn"])  # ended: renewed first
+    (renewed,) = tunnel_emulator.open_tunnels()
+    assert renewed.tunnel_id != first_id
+    assert renewed.tags["cdk-secure-tunnel:binding"] == binding
+    for secret in ("SourceTokenSecretArn", "DestinationTokenSecretArn"):
+        assert document(props[secret])["bindingNonce"] == nonce
+
+
+def test_a_rotation_that_finishes_after_an_in_place_update_fails_and_keeps_the_update(
+    tunnel_emulator: Any,
+) -> None:
+    props = properties()
+    tunnel_id = create(props)
+    arn = props["SourceTokenSecretArn"]
+    version = rotate(arn, steps=("createSecret", "setSecret", "testSecret"))
+    # A deploy moves the tunnel to another thing in place: same tunnel, new tokens in the secret.
+    assert update(tunnel_id, {**props, "ThingName": "pump-8"}, props)["PhysicalResourceId"] == tunnel_id
+    updated = document(arn)
+
+    with pytest.raises(RotationError, match=r"written since this rotation's createSecret.*rotate again"):
+        rotate(arn, steps=("finishSecret",), version=version)
+
+    assert document(arn) == updated
+    assert updated["thingName"] == "pump-8"
+    assert tunnel_emulator.is_token_valid(updated["clientAccessToken"])
     assert "AWSPENDING" not in stages(arn)

@@ -7,11 +7,13 @@ with ``{"Step", "SecretId", "ClientRequestToken"}``.
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from tunnel_lambda.contract import OWNER_STACK_TAG, RENEW_TAG
+from tunnel_lambda.contract import OWNER_STACK_TAG, RENEW_TAG, ScheduleInput
 from tunnel_lambda.custom_resource import on_event
+from tunnel_lambda.renewal import on_schedule
 from tunnel_lambda.upkeep import handle
 
 from .events import STACK_ID, event
@@ -59,6 +61,16 @@ def delete(props: dict[str, Any], physical_id: str) -> None:
     on_event(event("Delete", props, PhysicalResourceId=physical_id))
 
 
+def run_schedule(emulator: Any, within_minutes: int = 60, interval_minutes: int = 50) -> list[str]:
+    """One run of the renewal schedule as the construct configures it for 60-minute tunnels."""
+    schedule = {
+        ScheduleInput.STACK_ID: STACK_ID,
+        ScheduleInput.RENEW_WITHIN_MINUTES: str(within_minutes),
+        ScheduleInput.INTERVAL_MINUTES: str(interval_minutes),
+    }
+    return on_schedule(schedule, now=datetime.fromtimestamp(emulator.clock.now(), UTC))
+
+
 def rotate(secret_arn: str, steps: tuple[str, ...] = STEPS, version: str | None = None) -> str:
     """Run rotation steps as Secrets Manager would; returns the rotation's version id."""
     version = version or str(uuid.uuid4())
@@ -74,6 +86,8 @@ def document(secret_arn: str, **version: str) -> dict[str, Any]:
 
 
 def stages(secret_arn: str) -> list[str]:
-    """Every staging label on the secret's versions, sorted."""
+    """Every Secrets Manager staging label (AWS...) on the secret's versions, sorted; the handler's own
+    label on the version it last wrote is left out."""
     described = boto3.client("secretsmanager").describe_secret(SecretId=secret_arn)
-    return sorted(label for labels in described["VersionIdsToStages"].values() for label in labels)
+    labels = (label for labels in described["VersionIdsToStages"].values() for label in labels)
+    return sorted(label for label in labels if label.startswith("AWS"))

@@ -39,13 +39,26 @@ def test_tag_limits_are_the_models() -> None:
     assert _metadata("TagList")["max"] == contract.MAX_TAGS
     assert _metadata("TagKey")["max"] == contract.MAX_TAG_KEY_LENGTH
     assert _metadata("TagValue")["max"] == contract.MAX_TAG_VALUE_LENGTH
-    assert (
-        len({contract.OWNER_STACK_TAG, contract.OWNER_RESOURCE_TAG, "replaced"}) == contract.OWNER_TAG_COUNT
-    )
+    # At most one of replaces and renews: a tunnel is opened by an update or by renewal, never both.
+    handlers = {
+        contract.OWNER_STACK_TAG,
+        contract.OWNER_RESOURCE_TAG,
+        "replaces or renews",
+        contract.BINDING_TAG,
+        contract.REQUEST_TAG,
+    }
+    assert len(handlers) == contract.OWNER_TAG_COUNT
 
 
 def test_the_handlers_tags_all_carry_its_reserved_prefix() -> None:
-    tags = [contract.OWNER_STACK_TAG, contract.OWNER_RESOURCE_TAG, contract.REPLACES_TAG, contract.RENEWS_TAG]
+    tags = [
+        contract.OWNER_STACK_TAG,
+        contract.OWNER_RESOURCE_TAG,
+        contract.REPLACES_TAG,
+        contract.RENEWS_TAG,
+        contract.BINDING_TAG,
+        contract.REQUEST_TAG,
+    ]
     assert all(tag.startswith(contract.HANDLER_TAG_PREFIX) for tag in [*tags, contract.RENEW_TAG])
     assert contract.HANDLER_TAG_PREFIX in contract.RESERVED_TAG_PREFIXES
 

@@ -117,7 +117,11 @@ class LocalCloudFormation:
 
     def token_document(self, secret_logical_id: str) -> dict[str, Any]:
         """The JSON the handler wrote to a token secret (AWSCURRENT)."""
-        value = self._secrets().get_secret_value(SecretId=self.secrets[secret_logical_id])
+        # The stage named: moto answers a request without one from a version that UpdateSecretVersionStage
+        # (how the handler's compare-and-set writes become current) does not move.
+        value = self._secrets().get_secret_value(
+            SecretId=self.secrets[secret_logical_id], VersionStage="AWSCURRENT"
+        )
         return json.loads(value["SecretString"])  # type: ignore[no-any-return]
 
     # -- stack operations --------------------------------------------------------------------------------
