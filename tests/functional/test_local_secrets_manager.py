@@ -28,7 +28,10 @@ def _stages(secret_arn: str) -> dict[str, list[str]]:
 
 
 def _labels(secret_arn: str) -> list[str]:
-    return sorted(label for stages in _stages(secret_arn).values() for label in stages)
+    """Secrets Manager's own staging labels on the secret (the handler may add labels of its own)."""
+    return sorted(
+        label for stages in _stages(secret_arn).values() for label in stages if label.startswith("AWS")
+    )
 
 
 def _value(secret_arn: str) -> dict[str, Any]:
