@@ -11,11 +11,9 @@ construct's rotation function (tunnel_lambda.rotation) in this process whenever 
 as AWS would invoke it.
 """
 
-import http.server
 import json
 import os
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
@@ -29,7 +27,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from cdk_secure_tunnel import cli
 from cdk_secure_tunnel.cli import common
-from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation
+from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation, serving_device_services
 from tunnel_lambda.rotation import on_rotation
 
 STACK = "ThingWithOperatorRole"
@@ -58,35 +56,11 @@ print("round trips ok")
 CLIENT_COMMAND = ("--", sys.executable, "-c", CLIENT, "{SSH}", "{HTTP}")
 
 
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-
-
-class _Web(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(WEB_PAGE)))
-        self.end_headers()
-        self.wfile.write(WEB_PAGE)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def device_services() -> Iterator[dict[str, int]]:
     """The device's own services: an echo server (standing in for SSH) and a web server."""
-    echo = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Web)
-    for server in (echo, web):
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield {"SSH": echo.server_address[1], "HTTP": web.server_address[1]}
-    for server in (echo, web):
-        server.shutdown()
-        server.server_close()
+    with serving_device_services(WEB_PAGE) as ports:
+        yield ports
 
 
 def _rotate_in_process(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, str]]:
