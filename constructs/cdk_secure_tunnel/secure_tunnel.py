@@ -231,10 +231,15 @@ class SecureTunnel(Construct):
                     grantee=grantee, actions=actions, resource_arns=resources, conditions=conditions
                 )
             )
-        # The policy these statements went into (a role's or user's default policy): cdk-nag's findings on
-        # the two wildcards connect needs, acknowledged there and not on the whole grantee.
-        principal = grantee.grant_principal
-        policy = principal.node.try_find_child("DefaultPolicy") if isinstance(principal, Construct) else None
+        # The policy these statements went into (a role's, user's or group's DefaultPolicy; an imported role's
+        # Policy): cdk-nag's findings on the two wildcards connect needs, acknowledged there and not on the
+        # whole grantee.
+        # An imported role is a jsii proxy, not a Construct subclass: its node is found by attribute.
+        node = getattr(grantee.grant_principal, "node", None)
+        found = (
+            (node.try_find_child(name) for name in ("DefaultPolicy", "Policy")) if node is not None else ()
+        )
+        policy = next((child for child in found if child is not None), None)
         if policy is not None:
             Validations.of(policy).acknowledge(
                 *(Acknowledgment(id=rule, reason=reason) for rule, reason in _CONNECT_ACKNOWLEDGMENTS.items())

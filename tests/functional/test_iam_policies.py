@@ -9,10 +9,11 @@ option sets below).
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Stack
+from aws_cdk import App, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
+from cdk_nag import AwsSolutionsChecks
 from cdk_secure_tunnel import SecureTunnel
 from support.iam_evaluation import allows
 from support.iam_reference import DECISIONS, Statement, problems, reference, statement_problems, statements
@@ -352,3 +353,18 @@ def test_grant_connect_allows_every_call_connect_makes(
     assert allows(policy, "secretsmanager:ListSecrets", "*")
     assert allows(policy, "cloudformation:DescribeStackResource", STACK_ID)
     assert not allows(policy, "cloudformation:DescribeStackResource", OTHER_STACK_ID)
+
+
+@pytest.mark.parametrize("imported", [False, True], ids=["role", "imported role"])
+def test_grant_connect_needs_no_acknowledgment_from_the_user(imported: bool) -> None:
+    """cdk-nag's wildcard findings on what grant_connect adds are acknowledged in the policy it wrote to."""
+    app = App()
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = Stack(app, "Plant")
+    operator = (
+        iam.Role.from_role_arn(stack, "Operator", "arn:aws:iam::123456789012:role/operator")
+        if imported
+        else iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal())
+    )
+    SecureTunnel(stack, "Maintenance", thing="pump-7").grant_connect(operator)
+    app.synth()  # raises ValidationFailed on an unacknowledged finding
