@@ -1,5 +1,5 @@
 """A thing created in the same stack, SSH and its web UI through one tunnel, and an operator role that may
-read the source token: ``cdk-secure-tunnel connect --stack ThingWithOperatorRole --tunnel Maintenance``.
+connect (``grant_connect``): ``cdk-secure-tunnel connect --stack ThingWithOperatorRole --tunnel Maintenance``.
 """
 
 from aws_cdk import CfnOutput, Stack
@@ -22,6 +22,6 @@ class ThingWithOperatorRoleStack(Stack):
             description="Operators who connect to gateway-12 through its secure tunnel",
         )
         tunnel = SecureTunnel(self, "Maintenance", thing=thing, services=["SSH", "HTTP"])
-        tunnel.grant_read_source_token(operator)
+        tunnel.grant_connect(operator)
         add_tunnel_outputs(self, tunnel)
         CfnOutput(self, "OperatorRoleArn", value=operator.role_arn)

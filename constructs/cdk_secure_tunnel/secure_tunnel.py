@@ -30,9 +30,9 @@ from tunnel_lambda.contract import (
 
 from constructs import Construct, IValidation
 
-from . import validation
+from . import policies, validation
 from .connect_recipe import SourceConnection
-from .per_stack import STACK_ID, per_stack, stack_of
+from .per_stack import STACK_ID, arn, per_stack, stack_of
 from .tunnel_provider import TunnelProvider
 from .tunnel_settings import TunnelSettings
 from .tunnel_upkeep import TunnelUpkeep
@@ -159,6 +159,8 @@ class SecureTunnel(Construct):
         if isinstance(thing, iot.CfnThing):
             self._resource.add_resource_dependency(thing)
         upkeep = TunnelUpkeep.of(stack) if settings.rotates or settings.renew else None
+        # The rotation function, which RotateSecret needs the caller to be allowed to invoke (grant_connect).
+        self._rotation_function_arn = upkeep.function_arn if upkeep is not None and settings.rotates else None
         if encryption_key is not None:
             # Every function that reads or writes the token secrets may use their key.
             for function in (provider, upkeep):
@@ -191,6 +193,58 @@ class SecureTunnel(Construct):
     def grant_read_source_token(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read the source token (and decrypt it with the secrets' key)."""
         return self.source_token_secret.grant_read(grantee)
+
+    def grant_connect(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` run ``cdk-secure-tunnel connect`` for this tunnel, by ``--secret`` or by
+        ``--stack``/``--tunnel``.
+
+        - read the source token (``grant_read_source_token``: ``secretsmanager:GetSecretValue`` and
+          ``DescribeSecret``, and ``kms:Decrypt`` with an ``encryption_key``);
+        - rotate it once when the service refuses a spent token: ``secretsmanager:RotateSecret`` on the
+          source secret, and ``lambda:InvokeFunction`` on the stack's rotation function, which Secrets
+          Manager's RotateSecret requires of its caller (only when the tunnel rotates: ``rotate_on_demand``
+          or ``rotate_every``);
+        - say whether the device is connected, and whether the tunnel closed: ``iot:DescribeTunnel`` on
+          tunnels tagged with this stack's id (renewals get new tunnel ids, all with that tag);
+        - find the secret from ``--stack``/``--tunnel``: ``secretsmanager:ListSecrets`` (on ``"*"``: it
+          takes no resource and no condition key) and ``cloudformation:DescribeStackResource`` on this stack.
+
+        >>> from aws_cdk import App
+        >>> stack = Stack(App(), "Plant")
+        >>> tunnel = SecureTunnel(stack, "Maintenance", thing="pump-7")
+        >>> grant = tunnel.grant_connect(iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal()))
+        """
+        needs: list[tuple[list[str], list[str], Mapping[str, Mapping[str, str]] | None]] = [
+            (["iot:DescribeTunnel"], [arn("iot", "tunnel/*")], policies.TAGGED_WITH_THIS_STACK),
+            (["secretsmanager:ListSecrets"], ["*"], None),
+            (["cloudformation:DescribeStackResource"], [STACK_ID], None),
+        ]
+        if self._rotation_function_arn is not None:
+            needs += [
+                (["secretsmanager:RotateSecret"], [self.source_token_secret.secret_arn], None),
+                (["lambda:InvokeFunction"], [self._rotation_function_arn], None),
+            ]
+        grant = self.grant_read_source_token(grantee)
+        for actions, resources, conditions in needs:
+            grant = grant.combine(
+                iam.Grant.add_to_principal(
+                    grantee=grantee, actions=actions, resource_arns=resources, conditions=conditions
+                )
+            )
+        # The policy these statements went into (a role's, user's or group's DefaultPolicy; an imported role's
+        # Policy): cdk-nag's findings on the two wildcards connect needs, acknowledged there and not on the
+        # whole grantee.
+        # An imported role is a jsii proxy, not a Construct subclass: its node is found by attribute.
+        node = getattr(grantee.grant_principal, "node", None)
+        found = (
+            (node.try_find_child(name) for name in ("DefaultPolicy", "Policy")) if node is not None else ()
+        )
+        policy = next((child for child in found if child is not None), None)
+        if policy is not None:
+            Validations.of(policy).acknowledge(
+                *(Acknowledgment(id=rule, reason=reason) for rule, reason in _CONNECT_ACKNOWLEDGMENTS.items())
+            )
+        return grant
 
     def grant_read_destination_token(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read the destination token; only for tunnels whose secret keeps it."""
@@ -291,6 +345,19 @@ class SecureTunnel(Construct):
                 )
             )
         return secrets
+
+
+# grant_connect's wildcards (cdk-nag AwsSolutions-IAM5), with the reasons they cannot be narrower.
+_CONNECT_ACKNOWLEDGMENTS = {
+    "AwsSolutions-IAM5[Resource::*]": (
+        "cdk-secure-tunnel connect --stack/--tunnel finds the token secret with secretsmanager:ListSecrets, "
+        "which takes no resource and no condition key."
+    ),
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:tunnel/*]": (
+        "Tunnel ids are chosen by the service and change with every renewal; iot:DescribeTunnel is limited "
+        "to tunnels tagged with this stack's id."
+    ),
+}
 
 
 def _default_description(stack: Stack, path: str) -> str:

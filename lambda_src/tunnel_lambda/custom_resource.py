@@ -128,7 +128,8 @@ def _update(event: Event) -> Response:
             request_id=request_id,
             replaces=replaced,
         )
-    # The documents keep the nonce only while it is the tunnel's (one opened before binding has none).
+    # The documents keep the nonce only while it is the tunnel's: one whose binding tag was removed by hand
+    # is bound to no secret, and the upkeep function refuses it (renewal.require_bound).
     bound_nonce = nonce if is_bound(tunnel.tags, nonce) else None
     _update_secrets(
         tunnel, spec, Renewal(spec, owner, physical_id) if spec.renew else None, stored, bound_nonce

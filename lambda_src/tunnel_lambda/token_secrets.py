@@ -18,7 +18,7 @@ rather than overwrite a newer tunnel with an older one.
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -49,7 +49,8 @@ class Stored:
     """A secret's current token document (None while it holds none) and the version that holds it."""
 
     secret_arn: str
-    document: dict[str, Any] | None
+    # Out of repr (tracebacks, pytest's output): the document holds the client access token.
+    document: dict[str, Any] | None = field(repr=False)
     version_id: str | None
 
 

@@ -102,17 +102,17 @@ def binding_tags(nonce: str | None) -> dict[str, str]:
 def is_bound(tags: Mapping[str, str], nonce: str | None) -> bool:
     """Whether a tunnel with ``tags`` belongs to the secrets whose documents hold ``nonce``.
 
-    A tunnel opened before binding existed carries no binding tag and its secrets no nonce: it is accepted
-    until it ends (12 hours at most), as the only way to keep renewing what an older version deployed.
+    Every tunnel the handler opens carries the binding tag, so a tunnel without one, or a document without
+    a nonce, belongs to no secret: a forged secret would drop the nonce to match a tunnel stripped of its tag.
 
-    >>> is_bound(binding_tags("n"), "n"), is_bound(binding_tags("n"), "m"), is_bound({}, None)
-    (True, False, True)
+    >>> is_bound(binding_tags("n"), "n"), is_bound(binding_tags("n"), "m")
+    (True, False)
+    >>> is_bound({}, None), is_bound({}, "n"), is_bound(binding_tags("n"), None)
+    (False, False, False)
     """
     expected = binding_tags(nonce).get(BINDING_TAG)
     actual = tags.get(BINDING_TAG)
-    if expected is None or actual is None:
-        return expected is None and actual is None
-    return hmac.compare_digest(expected, actual)
+    return expected is not None and actual is not None and hmac.compare_digest(expected, actual)
 
 
 @dataclass(frozen=True)

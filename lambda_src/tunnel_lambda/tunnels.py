@@ -6,7 +6,7 @@ writes straight to Secrets Manager; nothing here logs a response.
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -74,7 +74,7 @@ class Tunnel(TunnelRef):
 
 @dataclass(frozen=True)
 class OpenedTunnel(TunnelRef):
-    tokens: Mapping[str, str]
+    tokens: Mapping[str, str] = field(repr=False)  # client access tokens: never in a traceback
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:

@@ -9,9 +9,11 @@ option sets below).
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Stack
+from aws_cdk import App, Duration, Stack, Validations
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
+from cdk_nag import AwsSolutionsChecks
 from cdk_secure_tunnel import SecureTunnel
 from support.iam_evaluation import allows
 from support.iam_reference import DECISIONS, Statement, problems, reference, statement_problems, statements
@@ -34,7 +36,12 @@ def _renewing_with_key_and_no_thing(stack: Stack) -> None:
         rotate_every=Duration.hours(4),
         renew=True,
         encryption_key=kms.Key(stack, "Key", enable_key_rotation=True),
-    )
+    ).grant_connect(iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal()))
+
+
+def _no_rotation_with_operator(stack: Stack) -> None:
+    tunnel = SecureTunnel(stack, "Tunnel", thing="pump-7", rotate_on_demand=False)
+    tunnel.grant_connect(iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal()))
 
 
 def _cfn_thing_with_key(stack: Stack) -> None:
@@ -58,6 +65,7 @@ def templates(example_templates: dict[str, dict[str, Any]]) -> dict[str, dict[st
         "RenewingKeyNoThing": _renewing_with_key_and_no_thing,
         "CfnThingKey": _cfn_thing_with_key,
         "AliasOfKey": _alias_of_a_key,
+        "NoRotationOperator": _no_rotation_with_operator,
     }.items():
         build(Stack(app, name))
     return {**example_templates, **{stack.stack_name: stack.template for stack in app.synth().stacks}}
@@ -293,3 +301,70 @@ def test_the_key_is_usable_only_through_secrets_manager(
     assert allows(policy, action, key, {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"})
     assert not allows(policy, action, key, {"kms:ViaService": "s3.us-east-1.amazonaws.com"})
     assert not allows(policy, action, key, {})
+
+
+def _operator_policy(templates: dict[str, dict[str, Any]], stack_name: str) -> list[dict[str, Any]]:
+    return [
+        dict(s.body) for s in statements(templates[stack_name]) if s.where.startswith("OperatorDefaultPolicy")
+    ]
+
+
+def _arn(template: dict[str, Any], resource_type: str, name: str) -> str:
+    (logical_id,) = [
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type and name in logical_id
+    ]
+    return _ARNS[resource_type].format(id=logical_id)
+
+
+_ARNS = {
+    "AWS::SecretsManager::Secret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:{id}-AbCdEf",
+    "AWS::Lambda::Function": "arn:aws:lambda:us-east-1:123456789012:function:{id}",
+}
+
+
+@pytest.mark.parametrize("stack_name", ["ThingWithOperatorRole", "RenewingKeyNoThing", "NoRotationOperator"])
+def test_grant_connect_allows_every_call_connect_makes(
+    stack_name: str, templates: dict[str, dict[str, Any]]
+) -> None:
+    """``cdk-secure-tunnel connect`` (cli/connect.py, lookup.py, secrets.py): read the source token, rotate
+    it once (RotateSecret also needs lambda:InvokeFunction on the rotation function, per its API reference),
+    describe this stack's tunnels, and find the secret by ListSecrets or DescribeStackResource."""
+    template = templates[stack_name]
+    assert problems(template) == []
+    policy = _operator_policy(templates, stack_name)
+    source = _arn(template, "AWS::SecretsManager::Secret", "SourceToken")
+    for action in ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"):
+        assert allows(policy, action, source)
+    rotates = stack_name != "NoRotationOperator"
+    assert allows(policy, "secretsmanager:RotateSecret", source) == rotates
+    if rotates:
+        assert allows(policy, "lambda:InvokeFunction", _arn(template, "AWS::Lambda::Function", "Upkeep"))
+    assert not allows(
+        policy, "secretsmanager:RotateSecret", "arn:aws:secretsmanager:us-east-1:123456789012:secret:x"
+    )
+    assert not allows(policy, "secretsmanager:PutSecretValue", source)
+    assert allows(policy, "iot:DescribeTunnel", TUNNEL, _owned_by(STACK_ID))
+    assert not allows(policy, "iot:DescribeTunnel", TUNNEL, _owned_by(OTHER_STACK_ID))
+    assert not allows(policy, "iot:DescribeTunnel", TUNNEL, {})
+    for action in ("iot:RotateTunnelAccessToken", "iot:CloseTunnel", "iot:OpenTunnel"):
+        assert not allows(policy, action, TUNNEL, _owned_by(STACK_ID))
+    assert allows(policy, "secretsmanager:ListSecrets", "*")
+    assert allows(policy, "cloudformation:DescribeStackResource", STACK_ID)
+    assert not allows(policy, "cloudformation:DescribeStackResource", OTHER_STACK_ID)
+
+
+@pytest.mark.parametrize("imported", [False, True], ids=["role", "imported role"])
+def test_grant_connect_needs_no_acknowledgment_from_the_user(imported: bool) -> None:
+    """cdk-nag's wildcard findings on what grant_connect adds are acknowledged in the policy it wrote to."""
+    app = App()
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = Stack(app, "Plant")
+    operator = (
+        iam.Role.from_role_arn(stack, "Operator", "arn:aws:iam::123456789012:role/operator")
+        if imported
+        else iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal())
+    )
+    SecureTunnel(stack, "Maintenance", thing="pump-7").grant_connect(operator)
+    app.synth()  # raises ValidationFailed on an unacknowledged finding

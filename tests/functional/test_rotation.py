@@ -162,6 +162,28 @@ def test_a_secret_without_the_tunnels_binding_nonce_gets_none_of_its_tokens(
     assert "AWSPENDING" not in stages(forged)
 
 
+def test_a_tunnel_without_a_binding_tag_is_refused_even_when_its_secret_holds_no_nonce(
+    tunnel_emulator: Any,
+) -> None:
+    """No tunnel was ever opened without a binding: one without the tag (and a secret without a nonce to
+    match) is not accepted as "opened before binding existed", which would let a forged secret through."""
+    props = properties()
+    first_id = create(props)
+    arn = props["SourceTokenSecretArn"]
+    real = document(arn)
+    client = boto3.client("iotsecuretunneling")
+    client.untag_resource(resourceArn=real["tunnelArn"], tagKeys=["cdk-secure-tunnel:binding"])
+    unbound = {key: value for key, value in real.items() if key != "bindingNonce"}
+    boto3.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=json.dumps(unbound))
+    assert "cdk-secure-tunnel:binding" not in tunnel_emulator.tunnel(first_id).tags
+
+    with pytest.raises(NotBound, match="does not hold its binding nonce"):
+        rotate(arn)
+
+    assert "RotateTunnelAccessToken" not in [call.operation for call in tunnel_emulator.calls]
+    assert tunnel_emulator.is_token_valid(real["clientAccessToken"])
+
+
 def test_the_handlers_own_writes_keep_the_binding_nonce(tunnel_emulator: Any) -> None:
     props = properties(renew=True, destination=True)
     first_id = create(props)

@@ -202,7 +202,7 @@ class _Peer:
 
     connection: ServerConnection
     mode: Mode
-    token: str
+    token: str = field(repr=False)  # the client access token: never in a traceback
     version: int
     outbox: "asyncio.Queue[tuple[float, bytes] | None]" = field(
         default_factory=lambda: asyncio.Queue(MAX_QUEUED_FRAMES)

@@ -99,15 +99,16 @@ class _Tunnel:
     destination_config: dict[str, Any] | None
     lifetime_minutes: int
     tags: dict[str, str]
-    source_token: str
-    destination_token: str
+    # Tokens (and the client tokens bound to them) stay out of repr: tracebacks and pytest's output show it.
+    source_token: str = field(repr=False)
+    destination_token: str = field(repr=False)
     created_at: float
     last_updated_at: float
     closed_at: float | None = None
-    revoked_tokens: set[str] = field(default_factory=set)
+    revoked_tokens: set[str] = field(default_factory=set, repr=False)
     # Data plane: the client token each used access token was bound to (None: used without one), and the
     # connection state of each mode.
-    token_uses: dict[str, str | None] = field(default_factory=dict)
+    token_uses: dict[str, str | None] = field(default_factory=dict, repr=False)
     connections: dict[str, ConnectionState] = field(default_factory=dict)
 
     @property
