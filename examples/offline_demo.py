@@ -68,8 +68,10 @@ def step(message: str) -> None:
 
 def main() -> int:
     command = [sys.executable, "-m", "cdk_secure_tunnel.cli"]
-    with LocalAws() as aws, tempfile.TemporaryDirectory() as work:
-        os.environ.update(aws.environment())
+    # environment_applied(), not os.environ.update(environment()): it also unsets what would send boto3
+    # elsewhere (AWS_PROFILE, which must name an existing profile, among them).
+    with LocalAws() as aws, aws.environment_applied(), tempfile.TemporaryDirectory() as work:
+        applied = dict(os.environ)  # the device and connect processes run against this local AWS too
         step(
             f"local AWS: tunneling {aws.tunneling_endpoint}, data plane {aws.data_plane_url}, "
             f"Secrets Manager {aws.secrets_manager_endpoint}"
@@ -85,7 +87,7 @@ def main() -> int:
         web = serve(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Web))
         device_command = ["device", "--notify", str(notify), "--destination", f"SSH={ssh},HTTP={web}"]
         step("device:   cdk-secure-tunnel " + " ".join(device_command))
-        device = subprocess.Popen([*command, *device_command])  # noqa: S603  (our own command)
+        device = subprocess.Popen([*command, *device_command], env=applied)  # noqa: S603  (our own command)
         connect_command = [
             "connect",
             "--stack",
@@ -101,7 +103,7 @@ def main() -> int:
         ]
         step("operator: cdk-secure-tunnel " + " ".join(connect_command))
         connect_command[-3] = CLIENT
-        status = subprocess.call([*command, *connect_command])  # noqa: S603  (our own command)
+        status = subprocess.call([*command, *connect_command], env=applied)  # noqa: S603  (our own command)
         step(f"connect exited with status {status}; destroying the stack closes the tunnel")
         cloudformation.destroy()
         device_status = device.wait(30)
