@@ -5,12 +5,12 @@ from typing import Any
 
 from ..localproxy.errors import ConfigurationError
 from ..localproxy.settings import (
-    CA_FILE_VARIABLE,
     CLIENT_TOKEN_VARIABLE,
     RetryPolicy,
     Version,
     new_client_token,
 )
+from ..protocol.handshake import DATA_CA_FILE_VARIABLE
 
 VERSIONS: dict[str, Version] = {"V1": 1, "V2": 2, "V3": 3}
 
@@ -66,7 +66,7 @@ def tls_options(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, 
     """The TLS settings: --capath, --no-ssl-host-verify, and a local emulator's CA file from its variable."""
     return {
         "capath": args.capath,
-        "cafile": environ.get(CA_FILE_VARIABLE),
+        "cafile": environ.get(DATA_CA_FILE_VARIABLE),
         "verify_host": not args.no_ssl_host_verify,
     }
 

@@ -25,13 +25,14 @@ from ..protocol.handshake import (
     ACCESS_TOKEN_HEADER,
     CHANNEL_ID_HEADER,
     CLIENT_TOKEN_HEADER,
+    DATA_CA_FILE_VARIABLE,
     MODE_PARAMETER,
     PATH,
     SUBPROTOCOLS,
     VERSIONS,
 )
 from .errors import CertificateUntrusted, ConfigurationError, HandshakeRejected
-from .settings import CA_FILE_VARIABLE, ProxySettings
+from .settings import ProxySettings
 
 logger = logging.getLogger(__name__)
 # The websockets library logs the upgrade request's headers, token included, at DEBUG: its logger stays at
@@ -138,7 +139,7 @@ class TunnelSocket:
             # default), while the cause is a setting or something between us and the service.
             raise CertificateUntrusted(
                 f"TLS: the certificate of {settings.endpoint} did not verify ({error.verify_message}); check "
-                f"--capath and ${CA_FILE_VARIABLE} (the CAs trusted besides the system's), the "
+                f"--capath and ${DATA_CA_FILE_VARIABLE} (the CAs trusted besides the system's), the "
                 "endpoint (--endpoint, --region) and whether a proxy on the network intercepts TLS"
             ) from None
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as error:
