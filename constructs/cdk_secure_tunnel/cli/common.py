@@ -83,7 +83,8 @@ def aws_session(region: str | None) -> Any:
         import boto3  # noqa: PLC0415  (only the commands that read secrets need it)
     except ImportError:
         raise ConfigurationError(
-            "reading secrets needs boto3: pip install 'cdk-secure-tunnel-proxy[aws]' (or cdk-secure-tunnel)"
+            "reading secrets needs boto3: pip install boto3, or install the proxy wheel with its extra "
+            "(pip install 'cdk_secure_tunnel_proxy-<version>-py3-none-any.whl[aws]')"
         ) from None
     import logging  # noqa: PLC0415
 
