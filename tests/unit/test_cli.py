@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import re
 import socket
 import stat
 import sys
@@ -145,3 +146,16 @@ def test_aws_setup_problems_are_explained_without_a_traceback(
     err = capsys.readouterr().err
     assert f"error: {message}" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["connect", "device"])
+def test_help_examples_keep_their_line_breaks(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    epilog = capsys.readouterr().out.partition("\nexamples:\n")[2]
+    assert epilog
+    # A line continued in the source must stay two lines (the first ending in a shell's backslash), not
+    # become one with a run of spaces in it.
+    for line in epilog.splitlines():
+        assert not re.search(r"\S {3,}\S", line), line
+    assert " \\\n      " in epilog
