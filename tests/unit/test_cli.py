@@ -159,3 +159,27 @@ def test_help_examples_keep_their_line_breaks(command: str, capsys: pytest.Captu
     for line in epilog.splitlines():
         assert not re.search(r"\S {3,}\S", line), line
     assert " \\\n      " in epilog
+
+
+@pytest.mark.parametrize("command", ["connect", "device"])
+def test_help_steers_the_client_token_to_the_environment(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert "set $AWSIOT_TUNNEL_CLIENT_TOKEN instead" in helped
+    assert "a command line is visible to every local user (ps)" in helped
+
+
+def test_a_client_token_on_the_command_line_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+    from cdk_secure_tunnel.cli import common  # noqa: PLC0415
+
+    given = argparse.Namespace(no_client_token=False, client_token="c" * 36)
+    assert common.client_token(given, {}) == "c" * 36
+    assert "--client-token is visible to other local users (ps); set $AWSIOT_TUNNEL_CLIENT_TOKEN" in (
+        capsys.readouterr().err
+    )
+    from_environment = argparse.Namespace(no_client_token=False, client_token=None)
+    assert common.client_token(from_environment, {"AWSIOT_TUNNEL_CLIENT_TOKEN": "e" * 36}) == "e" * 36
+    assert capsys.readouterr().err == ""

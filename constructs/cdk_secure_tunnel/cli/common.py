@@ -11,6 +11,7 @@ from ..localproxy.settings import (
     new_client_token,
 )
 from ..protocol.handshake import DATA_CA_FILE_VARIABLE
+from .output import say
 
 VERSIONS: dict[str, Version] = {"V1": 1, "V2": 2, "V3": 3}
 
@@ -34,12 +35,14 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not verify the service's certificate (local testing only)",
     )
+    # Kept because the reference proxy has it (-i); the variable is the way the docs show.
     group.add_argument(
         "--client-token",
         "-i",
         metavar="TOKEN",
-        help="the client token to reconnect with, 32-128 of [a-zA-Z0-9-] "
-        f"(default: ${CLIENT_TOKEN_VARIABLE}, else a fresh UUID)",
+        help=f"the client token to reconnect with, 32-128 of [a-zA-Z0-9-]; set ${CLIENT_TOKEN_VARIABLE} "
+        "instead: it lets whoever holds the access token reconnect, and a command line is visible to "
+        "every local user (ps) (default: the variable, else a fresh UUID)",
     )
     group.add_argument(
         "--no-client-token",
@@ -59,6 +62,11 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 def client_token(args: argparse.Namespace, environ: dict[str, str]) -> str | None:
     if args.no_client_token:
         return None
+    if args.client_token:
+        say(
+            f"warning: --client-token is visible to other local users (ps); set ${CLIENT_TOKEN_VARIABLE} "
+            "instead"
+        )
     return str(args.client_token or environ.get(CLIENT_TOKEN_VARIABLE) or new_client_token())
 
 
