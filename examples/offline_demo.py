@@ -12,19 +12,16 @@
 5. The stack is destroyed: the tunnel closes and the device exits.
 """
 
-import http.server
 import json
 import os
-import socketserver
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from aws_cdk import App
 from aws_cdk.assertions import Template
-from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation
+from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation, serving_device_services
 from thing_with_operator_role import ThingWithOperatorRoleStack
 
 STACK = "ThingWithOperatorRole"
@@ -38,30 +35,6 @@ print("  HTTP ->", urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=10
 """
 
 
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while data := self.request.recv(65536):
-            self.request.sendall(b"echo from the device: " + data)
-
-
-class Web(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        page = b"<h1>gateway-12 status: OK</h1>"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def serve(server: socketserver.TCPServer) -> int:
-    server.daemon_threads = True  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return int(server.server_address[1])
-
-
 def step(message: str) -> None:
     print(f"== {message}", flush=True)
 
@@ -70,7 +43,12 @@ def main() -> int:
     command = [sys.executable, "-m", "cdk_secure_tunnel.cli"]
     # environment_applied(), not os.environ.update(environment()): it also unsets what would send boto3
     # elsewhere (AWS_PROFILE, which must name an existing profile, among them).
-    with LocalAws() as aws, aws.environment_applied(), tempfile.TemporaryDirectory() as work:
+    with (
+        LocalAws() as aws,
+        aws.environment_applied(),
+        tempfile.TemporaryDirectory() as work,
+        serving_device_services(b"<h1>gateway-12 status: OK</h1>", b"echo from the device: ") as services,
+    ):
         applied = dict(os.environ)  # the device and connect processes run against this local AWS too
         step(
             f"local AWS: tunneling {aws.tunneling_endpoint}, data plane {aws.data_plane_url}, "
@@ -83,9 +61,8 @@ def main() -> int:
         cloudformation.deploy(template)
         notify = Path(work) / "notify.json"
         notify.write_text(json.dumps(aws.emulator.notifications("gateway-12")[-1]))
-        ssh = serve(socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo))
-        web = serve(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Web))
-        device_command = ["device", "--notify", str(notify), "--destination", f"SSH={ssh},HTTP={web}"]
+        destination = f"SSH={services['SSH']},HTTP={services['HTTP']}"
+        device_command = ["device", "--notify", str(notify), "--destination", destination]
         step("device:   cdk-secure-tunnel " + " ".join(device_command))
         device = subprocess.Popen([*command, *device_command], env=applied)  # noqa: S603  (our own command)
         connect_command = [

@@ -11,17 +11,14 @@ construct's rotation function (tunnel_lambda.rotation) in this process whenever 
 as AWS would invoke it.
 """
 
-import http.server
 import json
 import os
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +27,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from cdk_secure_tunnel import cli
 from cdk_secure_tunnel.cli import common
-from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation
+from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation, serving_device_services
 from tunnel_lambda.rotation import on_rotation
 
 STACK = "ThingWithOperatorRole"
@@ -55,37 +52,15 @@ page = urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=20).read()
 assert page == b"<h1>gateway-12</h1>", page
 print("round trips ok")
 """
-
-
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-
-
-class _Web(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(WEB_PAGE)))
-        self.end_headers()
-        self.wfile.write(WEB_PAGE)
-
-    def log_message(self, *args: object) -> None:
-        pass
+# What follows ``connect``'s own options: the client, with each service's local port filled in.
+CLIENT_COMMAND = ("--", sys.executable, "-c", CLIENT, "{SSH}", "{HTTP}")
 
 
 @pytest.fixture(scope="module")
 def device_services() -> Iterator[dict[str, int]]:
     """The device's own services: an echo server (standing in for SSH) and a web server."""
-    echo = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Web)
-    for server in (echo, web):
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield {"SSH": echo.server_address[1], "HTTP": web.server_address[1]}
-    for server in (echo, web):
-        server.shutdown()
-        server.server_close()
+    with serving_device_services(WEB_PAGE) as ports:
+        yield ports
 
 
 def _rotate_in_process(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, str]]:
@@ -183,56 +158,39 @@ def _round_trip(port: int, data: bytes) -> bytes:
         return received
 
 
-@contextmanager
-def running_device(
-    deployment: Deployment, services: dict[str, int], directory: Path, *extra: str
-) -> Iterator[Run]:
-    notify = deployment.notify_file(directory)
-    device = Run(
-        "device", "--notify", str(notify), "-d", f"SSH={services['SSH']},HTTP={services['HTTP']}", *extra
-    )
-    device.start()
-    deployment.wait_connected("destination")
-    yield device
+def _connected(deployment: Deployment, mode: str, *arguments: str) -> Run:
+    """``cdk-secure-tunnel <arguments>`` started, once its side (``mode``) of the tunnel is connected."""
+    run = Run(*arguments)
+    run.start()
+    deployment.wait_connected(mode)
+    return run
 
 
-def _listening(deployment: Deployment, *extra: str) -> tuple[Run, dict[str, int]]:
+@pytest.fixture
+def device(deployed: Deployment, device_services: dict[str, int], tmp_path: Path) -> Run:
+    """``device`` from the notify payload to the device's services, connected (a test that reads its
+    output names ``capsys`` before ``device``: fixtures start in the order they are named)."""
+    notify = deployed.notify_file(tmp_path)
+    services = f"SSH={device_services['SSH']},HTTP={device_services['HTTP']}"
+    return _connected(deployed, "destination", "device", "--notify", str(notify), "-d", services)
+
+
+def _listening(deployment: Deployment) -> tuple[Run, dict[str, int]]:
     ports = {"SSH": _free_port(), "HTTP": _free_port()}
-    source = Run(
-        "connect",
-        "--stack",
-        STACK,
-        "--tunnel",
-        "Maintenance",
-        "-s",
-        f"SSH={ports['SSH']},HTTP={ports['HTTP']}",
-        *extra,
+    services = f"SSH={ports['SSH']},HTTP={ports['HTTP']}"
+    source = _connected(
+        deployment, "source", "connect", "--stack", STACK, "--tunnel", "Maintenance", "-s", services
     )
-    source.start()
-    deployment.wait_connected("source")
     return source, ports
 
 
 def test_connect_runs_a_client_through_both_services(
-    deployed: Deployment, device_services: dict[str, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    deployed: Deployment, capsys: pytest.CaptureFixture[str], device: Run
 ) -> None:
-    with running_device(deployed, device_services, tmp_path) as device:
-        status = cli.main(
-            [
-                "connect",
-                "--secret",
-                deployed.source_secret,
-                "--",
-                sys.executable,
-                "-c",
-                CLIENT,
-                "{SSH}",
-                "{HTTP}",
-            ]
-        )
-        assert status == 0
-        deployed.cloudformation.destroy()  # cdk destroy: CloseTunnel ends the device's session
-        assert device.result() == 5
+    status = cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND])
+    assert status == 0
+    deployed.cloudformation.destroy()  # cdk destroy: CloseTunnel ends the device's session
+    assert device.result() == 5
     err = capsys.readouterr().err
     assert "listening: SSH on 127.0.0.1:" in err
     assert "connected; forwarding SSH to localhost" in err
@@ -241,126 +199,97 @@ def test_connect_runs_a_client_through_both_services(
     assert "The tunnel was closed" in err
 
 
-def test_connect_as_a_process_finds_the_tunnel_by_stack_and_construct_path(
-    deployed: Deployment, device_services: dict[str, int], tmp_path: Path
-) -> None:
-    with running_device(deployed, device_services, tmp_path):
-        completed = subprocess.run(
-            [
-                "cdk-secure-tunnel",
-                "connect",
-                "--stack",
-                STACK,
-                "--tunnel",
-                "Maintenance",
-                "--",
-                sys.executable,
-                "-c",
-                CLIENT,
-                "{SSH}",
-                "{HTTP}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=os.environ | {"PATH": _bin_path()},
-            check=False,
-        )
-        assert completed.returncode == 0, completed.stderr
-        assert "round trips ok" in completed.stdout
-        token = deployed.cloudformation.token_document("MaintenanceSourceToken30C10707")["clientAccessToken"]
-        assert token not in completed.stderr + completed.stdout
+@pytest.mark.usefixtures("device")
+def test_connect_as_a_process_finds_the_tunnel_by_stack_and_construct_path(deployed: Deployment) -> None:
+    completed = subprocess.run(
+        ["cdk-secure-tunnel", "connect", "--stack", STACK, "--tunnel", "Maintenance", *CLIENT_COMMAND],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"PATH": _bin_path()},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "round trips ok" in completed.stdout
+    token = deployed.cloudformation.token_document("MaintenanceSourceToken30C10707")["clientAccessToken"]
+    assert token not in completed.stderr + completed.stdout
 
 
 def _bin_path() -> str:
     return f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
+@pytest.mark.usefixtures("in_process_rotation", "device")
 def test_a_spent_token_is_rotated_with_progress_and_tried_once_more(
-    deployed: Deployment,
-    device_services: dict[str, int],
-    tmp_path: Path,
-    in_process_rotation: Callable[[str], None],
-    capsys: pytest.CaptureFixture[str],
+    deployed: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    client = ["--", sys.executable, "-c", CLIENT, "{SSH}", "{HTTP}"]
-    with running_device(deployed, device_services, tmp_path):
-        assert cli.main(["connect", "--secret", deployed.source_secret, *client]) == 0
-        before = deployed.source_token()
-        # A second connect has a new client token: the token, spent by the first, is refused, rotated.
-        assert cli.main(["connect", "--secret", deployed.source_secret, *client]) == 0
-        assert deployed.source_token() != before
-        # With --no-rotate the refusal stands: exit 4 and what to do.
-        assert cli.main(["connect", "--secret", deployed.source_secret, "--no-rotate", *client]) == 4
+    assert cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND]) == 0
+    before = deployed.source_token()
+    # A second connect has a new client token: the token, spent by the first, is refused, rotated.
+    assert cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND]) == 0
+    assert deployed.source_token() != before
+    # With --no-rotate the refusal stands: exit 4 and what to do.
+    assert cli.main(["connect", "--secret", deployed.source_secret, "--no-rotate", *CLIENT_COMMAND]) == 4
     err = capsys.readouterr().err
     assert "the token is spent or revoked; rotating it" in err
     assert "rotated arn:aws:secretsmanager" in err
     assert "rotate the token (aws secretsmanager rotate-secret" in err
 
 
-def test_the_device_reconnects_after_its_network_drops(
-    deployed: Deployment, device_services: dict[str, int], tmp_path: Path
-) -> None:
-    with running_device(deployed, device_services, tmp_path) as device:
-        source, ports = _listening(deployed)
-        assert _round_trip(ports["SSH"], b"before the drop") == b"before the drop"
-        deployed.plane.refuse_handshakes(times=1, status=503)  # and the service is briefly unavailable
-        assert deployed.plane.drop(deployed.tunnel_id, "destination")
-        deployed.wait_connected("destination")  # back after a backoff, with the same token and client token
-        assert _round_trip(ports["SSH"], b"after the drop") == b"after the drop"
-        assert device.is_alive()
-        deployed.cloudformation.destroy()
-        assert device.result() == 5
-        assert source.result() == 5
+def test_the_device_reconnects_after_its_network_drops(deployed: Deployment, device: Run) -> None:
+    source, ports = _listening(deployed)
+    assert _round_trip(ports["SSH"], b"before the drop") == b"before the drop"
+    deployed.plane.refuse_handshakes(times=1, status=503)  # and the service is briefly unavailable
+    assert deployed.plane.drop(deployed.tunnel_id, "destination")
+    deployed.wait_connected("destination")  # back after a backoff, with the same token and client token
+    assert _round_trip(ports["SSH"], b"after the drop") == b"after the drop"
+    assert device.is_alive()
+    deployed.cloudformation.destroy()
+    assert device.result() == 5
+    assert source.result() == 5
 
 
+@pytest.mark.usefixtures("device")
 def test_rotating_the_source_secret_mid_session(
-    deployed: Deployment,
-    device_services: dict[str, int],
-    tmp_path: Path,
-    in_process_rotation: Callable[[str], None],
+    deployed: Deployment, in_process_rotation: Callable[[str], None]
 ) -> None:
-    with running_device(deployed, device_services, tmp_path):
-        source, ports = _listening(deployed)
-        assert _round_trip(ports["SSH"], b"one") == b"one"
-        # The emulator's default: a live connection outlives the rotation of its token.
-        in_process_rotation(deployed.source_secret)
-        assert _round_trip(ports["SSH"], b"two") == b"two"
-        # Where rotation drops it, connect reconnects with the new token from the secret.
-        deployed.plane.rotation_drops_connections = True
-        in_process_rotation(deployed.source_secret)
-        deployed.wait_connected("source", connected=False)
-        deployed.wait_connected("source")
-        assert _round_trip(ports["SSH"], b"three") == b"three"
-        deployed.cloudformation.destroy()
-        assert source.result() == 5
+    source, ports = _listening(deployed)
+    assert _round_trip(ports["SSH"], b"one") == b"one"
+    # The emulator's default: a live connection outlives the rotation of its token.
+    in_process_rotation(deployed.source_secret)
+    assert _round_trip(ports["SSH"], b"two") == b"two"
+    # Where rotation drops it, connect reconnects with the new token from the secret.
+    deployed.plane.rotation_drops_connections = True
+    in_process_rotation(deployed.source_secret)
+    deployed.wait_connected("source", connected=False)
+    deployed.wait_connected("source")
+    assert _round_trip(ports["SSH"], b"three") == b"three"
+    deployed.cloudformation.destroy()
+    assert source.result() == 5
 
 
 def test_an_expired_tunnel_ends_both_sides_with_a_clear_message(
-    deployed: Deployment, device_services: dict[str, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    deployed: Deployment, capsys: pytest.CaptureFixture[str], device: Run
 ) -> None:
-    with running_device(deployed, device_services, tmp_path) as device:
-        source, ports = _listening(deployed)
-        assert _round_trip(ports["SSH"], b"alive") == b"alive"
-        deployed.aws.emulator.clock.advance(hours=12)  # type: ignore[attr-defined]
-        assert device.result() == 5
-        assert source.result() == 5
+    source, ports = _listening(deployed)
+    assert _round_trip(ports["SSH"], b"alive") == b"alive"
+    deployed.aws.emulator.clock.advance(hours=12)  # type: ignore[attr-defined]
+    assert device.result() == 5
+    assert source.result() == 5
     err = capsys.readouterr().err
     assert "has expired (its 720-minute lifetime ended at" in err
     assert "The tunnel's lifetime ended" in err
 
 
 def test_a_v1_destination(deployed: Deployment, device_services: dict[str, int], tmp_path: Path) -> None:
-    notify = deployed.notify_file(tmp_path)
-    device = Run("device", "--notify", str(notify), "-d", str(device_services["SSH"]), "--protocol", "V1")
-    device.start()
-    deployed.wait_connected("destination")
+    notify = str(deployed.notify_file(tmp_path))
+    ssh = str(device_services["SSH"])
+    device = _connected(deployed, "destination", "device", "--notify", notify, "-d", ssh, "--protocol", "V1")
     port = _free_port()
-    source = Run(
-        "connect", "--secret", deployed.source_secret, "-s", str(port), "--destination-client-type", "V1"
+    secret = deployed.source_secret
+    source = _connected(
+        deployed, "source", "connect", "--secret", secret, "-s", str(port), "--destination-client-type", "V1"
     )
-    source.start()
-    deployed.wait_connected("source")
     assert _round_trip(port, b"hello, Device Client") == b"hello, Device Client"
     kinds = {(m.origin, m.service_id, m.connection_id) for m in deployed.plane.log(deployed.tunnel_id)}
     assert all(not service and not connection for _, service, connection in kinds)

@@ -3,7 +3,14 @@
 - ``connect``: the operator's side (a source local proxy, token from the stack's secret);
 - ``device``: the device's side (a destination local proxy, token from AWS IoT's notify payload).
 
->>> main(["--version"])  # doctest: +SKIP
+``--version`` prints on stdout and exits with status 0, as argparse's own version action does:
+
+>>> try:
+...     main(["--version"])
+... except SystemExit as leaving:
+...     print("exit status", leaving.code)
+cdk-secure-tunnel ...
+exit status 0
 """
 
 import argparse

@@ -16,6 +16,20 @@ from .output import say
 VERSIONS: dict[str, Version] = {"V1": 1, "V2": 2, "V3": 3}
 
 
+def add_command_parser(
+    subparsers: Any, name: str, summary: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """A command's parser; its description and epilog keep their line breaks (they hold examples)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection to the tunneling service")
     group.add_argument(

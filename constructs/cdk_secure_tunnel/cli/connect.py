@@ -52,12 +52,12 @@ tunnel's services do not match --services, 1 anything else."""
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser = common.add_command_parser(
+        subparsers,
         "connect",
-        help="the operator's side: listen locally and connect through the tunnel",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "the operator's side: listen locally and connect through the tunnel",
+        DESCRIPTION,
+        EPILOG,
     )
     where = parser.add_argument_group("which tunnel (--secret, or --stack and --tunnel)")
     where.add_argument("--secret", metavar="ARN", help="the source token secret's ARN")

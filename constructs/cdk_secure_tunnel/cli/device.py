@@ -38,12 +38,8 @@ exit status: 5 when the tunnel closes or expires, 4 token refused, 6 service unr
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "device",
-        help="the device's side: forward the tunnel to local services",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = common.add_command_parser(
+        subparsers, "device", "the device's side: forward the tunnel to local services", DESCRIPTION, EPILOG
     )
     token = parser.add_argument_group("the destination token (one of)")
     token.add_argument("--notify", metavar="FILE", help="the notify payload's JSON, in a file or - for stdin")

@@ -5,6 +5,8 @@
   (``cdk_secure_tunnel.emulator``), re-exported here.
 - ``normalize_assets``: a syrupy matcher for snapshots of your templates that survive library upgrades
   (``cdk_secure_tunnel.testing.snapshots``).
+- ``serving_device_services``: an echo server and a web server standing in for a device's SSH and HTTP
+  (``cdk_secure_tunnel.testing.device_services``).
 - pytest fixtures ``local_aws`` and ``tunnel_emulator`` (``cdk_secure_tunnel.testing.pytest_plugin``,
   loaded automatically).
 - ``python -m cdk_secure_tunnel.testing``: serve local AWS until interrupted.
@@ -30,6 +32,7 @@ from ..emulator import (
     TunnelView,
 )
 from .cloudformation import DeploymentFailed, LocalCloudFormation
+from .device_services import serving_device_services
 from .snapshots import normalize_assets
 
 __all__ = [
@@ -44,4 +47,5 @@ __all__ = [
     "TunnelEmulator",
     "TunnelView",
     "normalize_assets",
+    "serving_device_services",
 ]
