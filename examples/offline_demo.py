@@ -41,12 +41,15 @@ def step(message: str) -> None:
 
 def main() -> int:
     command = [sys.executable, "-m", "cdk_secure_tunnel.cli"]
+    # environment_applied(), not os.environ.update(environment()): it also unsets what would send boto3
+    # elsewhere (AWS_PROFILE, which must name an existing profile, among them).
     with (
         LocalAws() as aws,
+        aws.environment_applied(),
         tempfile.TemporaryDirectory() as work,
         serving_device_services(b"<h1>gateway-12 status: OK</h1>", b"echo from the device: ") as services,
     ):
-        os.environ.update(aws.environment())
+        applied = dict(os.environ)  # the device and connect processes run against this local AWS too
         step(
             f"local AWS: tunneling {aws.tunneling_endpoint}, data plane {aws.data_plane_url}, "
             f"Secrets Manager {aws.secrets_manager_endpoint}"
@@ -61,7 +64,7 @@ def main() -> int:
         destination = f"SSH={services['SSH']},HTTP={services['HTTP']}"
         device_command = ["device", "--notify", str(notify), "--destination", destination]
         step("device:   cdk-secure-tunnel " + " ".join(device_command))
-        device = subprocess.Popen([*command, *device_command])  # noqa: S603  (our own command)
+        device = subprocess.Popen([*command, *device_command], env=applied)  # noqa: S603  (our own command)
         connect_command = [
             "connect",
             "--stack",
@@ -77,7 +80,7 @@ def main() -> int:
         ]
         step("operator: cdk-secure-tunnel " + " ".join(connect_command))
         connect_command[-3] = CLIENT
-        status = subprocess.call([*command, *connect_command])  # noqa: S603  (our own command)
+        status = subprocess.call([*command, *connect_command], env=applied)  # noqa: S603  (our own command)
         step(f"connect exited with status {status}; destroying the stack closes the tunnel")
         cloudformation.destroy()
         device_status = device.wait(30)

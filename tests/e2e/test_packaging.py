@@ -303,4 +303,29 @@ def test_the_device_distribution_runs_without_the_cdk(installed_proxy_wheel: Pat
         check=False,
     )
     assert refused.returncode == 2
-    assert "pip install 'cdk-secure-tunnel-proxy[aws]'" in refused.stderr
+    assert "reading secrets needs boto3: pip install boto3" in refused.stderr
+    assert "cdk-secure-tunnel-proxy" not in refused.stderr  # not on PyPI: a name anyone could register
+    # Typed like the full distribution: mypy --strict accepts imports of it.
+    typed = subprocess.run(
+        [
+            installed_proxy_wheel,
+            "-c",
+            "import cdk_secure_tunnel as p, pathlib; "
+            "print(pathlib.Path(p.__file__).with_name('py.typed').is_file())",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert typed.stdout.strip() == "True"
+
+
+def test_the_docs_install_the_device_distribution_by_its_wheel_not_by_name() -> None:
+    # The name is not on PyPI: `pip install <name>` would install whatever someone registers under it.
+    by_name = re.compile(r"pip install\s+['\"]?cdk-secure-tunnel-proxy\b")
+    device_docs = (ROOT / "docs" / "local-proxy.md", ROOT / "packaging" / "proxy" / "README.md")
+    for doc in (ROOT / "README.md", *device_docs):
+        assert not by_name.search(doc.read_text()), doc
+    for doc in device_docs:
+        assert "pip install cdk_secure_tunnel_proxy-0.1.0-py3-none-any.whl" in doc.read_text(), doc

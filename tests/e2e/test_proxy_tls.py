@@ -1,11 +1,15 @@
 """TLS to the data plane: verified against the emulator's CA and host name, refused without them."""
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import boto3
 import pytest
-from cdk_secure_tunnel.localproxy import LocalProxy, ProxySettings, RetryPolicy, Target, Unreachable
+from cdk_secure_tunnel.emulator.tls import ServerCredentials
+from cdk_secure_tunnel.localproxy import CertificateUntrusted, LocalProxy, ProxySettings, Target
 from cdk_secure_tunnel.testing import LocalAws
 
 
@@ -64,16 +68,41 @@ def test_the_proxy_verifies_the_service_certificate(
         await asyncio.gather(*tasks)
         server.close()
 
-        # Without the emulator's CA the certificate does not verify: no connection, however often tried.
+        # Without the emulator's CA the certificate does not verify: the proxy ends at once, although its
+        # retries are unlimited (the default), rather than meeting the same certificate forever.
         untrusting = LocalProxy(
-            ProxySettings(
-                mode="source",
-                access_token=opened["sourceAccessToken"],
-                endpoint=url,
-                retry=RetryPolicy(initial=0.001, attempts=2),
-            )
+            ProxySettings(mode="source", access_token=opened["sourceAccessToken"], endpoint=url)
         )
-        with pytest.raises(Unreachable, match=r"certificate verify failed|TLS verification failed"):
-            await untrusting.run()
+        with pytest.raises(CertificateUntrusted, match=r"did not verify") as untrusted:
+            await asyncio.wait_for(untrusting.run(), 10)
+        assert untrusted.value.exit_code == 6
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_wrong_ca_ends_the_command_at_once_with_what_to_check(tls_aws: LocalAws) -> None:
+    # Another CA than the one that signed the data plane's certificate: what a wrong --capath or a
+    # TLS-intercepting proxy looks like to the command.
+    other = ServerCredentials.generate(["127.0.0.1"])
+    try:
+        environment = {
+            **os.environ,
+            **tls_aws.environment(),
+            "CDK_SECURE_TUNNEL_DATA_CA_FILE": other.ca_file,
+            "AWSIOT_TUNNEL_ACCESS_TOKEN": "not-checked-before-tls",
+        }
+        completed = subprocess.run(
+            [sys.executable, "-m", "cdk_secure_tunnel.cli", "device", "-d", "22"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        other.remove()
+    assert completed.returncode == 6, completed.stderr
+    assert "error: TLS: the certificate of wss://" in completed.stderr
+    assert "check --capath and $CDK_SECURE_TUNNEL_DATA_CA_FILE" in completed.stderr
+    assert "retrying" not in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -2,6 +2,8 @@
 
 import argparse
 import os
+import re
+import socket
 import stat
 import sys
 from pathlib import Path
@@ -77,3 +79,107 @@ def test_exec_localproxy_passes_the_token_in_the_environment_only(tmp_path: Path
     assert client_token == "c" * 36
     assert "the-token" not in " ".join(argv)
     assert os.environ.get("AWSIOT_TUNNEL_ACCESS_TOKEN") is None
+
+
+_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:MaintenanceSourceToken30C10707-AbCdEf"
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No credentials, profile or region anywhere, and Secrets Manager on a local port nobody listens on."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata credentials either
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing answers there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://127.0.0.1:{port}")
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("environment", "argv", "status", "message"),
+    [
+        (
+            {},
+            ["connect", "--secret", _SECRET],
+            2,
+            "AWS: no credentials found; set them up with `aws configure",
+        ),
+        (
+            {"AWS_PROFILE": "nonexistent"},
+            ["connect", "--secret", _SECRET],
+            2,
+            "AWS: the profile does not exist; check AWS_PROFILE",
+        ),
+        (
+            {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "example"},
+            ["connect", "--stack", "Plant", "--tunnel", "Maintenance"],
+            2,
+            "AWS: no region is set; pass --region",
+        ),
+        (
+            {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "example"},
+            ["device", "--secret", _SECRET, "-d", "22"],
+            6,
+            "AWS: the endpoint cannot be reached; check the network",
+        ),
+    ],
+    ids=["no credentials", "no such profile", "no region", "endpoint unreachable"],
+)
+def test_aws_setup_problems_are_explained_without_a_traceback(
+    no_aws: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    environment: dict[str, str],
+    argv: list[str],
+    status: int,
+    message: str,
+) -> None:
+    for name, value in environment.items():
+        no_aws.setenv(name, value)
+    assert main(argv) == status
+    err = capsys.readouterr().err
+    assert f"error: {message}" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["connect", "device"])
+def test_help_examples_keep_their_line_breaks(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    epilog = capsys.readouterr().out.partition("\nexamples:\n")[2]
+    assert epilog
+    # A line continued in the source must stay two lines (the first ending in a shell's backslash), not
+    # become one with a run of spaces in it.
+    for line in epilog.splitlines():
+        assert not re.search(r"\S {3,}\S", line), line
+    assert " \\\n      " in epilog
+
+
+@pytest.mark.parametrize("command", ["connect", "device"])
+def test_help_steers_the_client_token_to_the_environment(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert "set $AWSIOT_TUNNEL_CLIENT_TOKEN instead" in helped
+    assert "a command line is visible to every local user (ps)" in helped
+
+
+def test_a_client_token_on_the_command_line_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+    from cdk_secure_tunnel.cli import common  # noqa: PLC0415
+
+    given = argparse.Namespace(no_client_token=False, client_token="c" * 36)
+    assert common.client_token(given, {}) == "c" * 36
+    assert "--client-token is visible to other local users (ps); set $AWSIOT_TUNNEL_CLIENT_TOKEN" in (
+        capsys.readouterr().err
+    )
+    from_environment = argparse.Namespace(no_client_token=False, client_token=None)
+    assert common.client_token(from_environment, {"AWSIOT_TUNNEL_CLIENT_TOKEN": "e" * 36}) == "e" * 36
+    assert capsys.readouterr().err == ""

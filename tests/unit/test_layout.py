@@ -110,3 +110,18 @@ def test_test_modules_never_import_each_other() -> None:
             top = imported.lstrip(".").split(".")[0]
             assert not top.startswith("test_"), (path, imported)
             assert top not in {"conftest", "lifecycle", "upkeep_support"}, (path, imported)
+
+
+@pytest.mark.parametrize("variable", ["CDK_SECURE_TUNNEL_DATA_ENDPOINT", "CDK_SECURE_TUNNEL_DATA_CA_FILE"])
+def test_the_data_plane_variables_are_defined_once_in_the_protocol(variable: str) -> None:
+    # The emulator sets them and the local proxy reads them: both import protocol.handshake, which the
+    # device's distribution carries too.
+    defined_in = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        and isinstance(node.value, ast.Constant)
+        and node.value.value == variable
+    ]
+    assert defined_in == ["protocol/handshake.py"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..localproxy.errors import ExitCode, LocalProxyError
 from . import connect, device
+from .aws_errors import explained
 from .output import PROGRAM, logging_to_stderr, say
 
 DESCRIPTION = """\
@@ -72,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with logging_to_stderr(arguments.verbose):
             return int(arguments.run(arguments))
-    except LocalProxyError as error:
-        say(f"error: {error}")
-        return int(error.exit_code)
+    except Exception as error:
+        known = error if isinstance(error, LocalProxyError) else explained(error)
+        if known is None:
+            raise  # a bug: its traceback is the report
+        say(f"error: {known}")
+        return int(known.exit_code)
     except KeyboardInterrupt:
         say("interrupted")
         return int(ExitCode.INTERRUPTED)

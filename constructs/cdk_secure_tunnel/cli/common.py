@@ -5,12 +5,13 @@ from typing import Any
 
 from ..localproxy.errors import ConfigurationError
 from ..localproxy.settings import (
-    CA_FILE_VARIABLE,
     CLIENT_TOKEN_VARIABLE,
     RetryPolicy,
     Version,
     new_client_token,
 )
+from ..protocol.handshake import DATA_CA_FILE_VARIABLE
+from .output import say
 
 VERSIONS: dict[str, Version] = {"V1": 1, "V2": 2, "V3": 3}
 
@@ -48,12 +49,14 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not verify the service's certificate (local testing only)",
     )
+    # Kept because the reference proxy has it (-i); the variable is the way the docs show.
     group.add_argument(
         "--client-token",
         "-i",
         metavar="TOKEN",
-        help="the client token to reconnect with, 32-128 of [a-zA-Z0-9-] "
-        f"(default: ${CLIENT_TOKEN_VARIABLE}, else a fresh UUID)",
+        help=f"the client token to reconnect with, 32-128 of [a-zA-Z0-9-]; set ${CLIENT_TOKEN_VARIABLE} "
+        "instead: it lets whoever holds the access token reconnect, and a command line is visible to "
+        "every local user (ps) (default: the variable, else a fresh UUID)",
     )
     group.add_argument(
         "--no-client-token",
@@ -73,6 +76,11 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 def client_token(args: argparse.Namespace, environ: dict[str, str]) -> str | None:
     if args.no_client_token:
         return None
+    if args.client_token:
+        say(
+            f"warning: --client-token is visible to other local users (ps); set ${CLIENT_TOKEN_VARIABLE} "
+            "instead"
+        )
     return str(args.client_token or environ.get(CLIENT_TOKEN_VARIABLE) or new_client_token())
 
 
@@ -80,7 +88,7 @@ def tls_options(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, 
     """The TLS settings: --capath, --no-ssl-host-verify, and a local emulator's CA file from its variable."""
     return {
         "capath": args.capath,
-        "cafile": environ.get(CA_FILE_VARIABLE),
+        "cafile": environ.get(DATA_CA_FILE_VARIABLE),
         "verify_host": not args.no_ssl_host_verify,
     }
 
@@ -97,7 +105,8 @@ def aws_session(region: str | None) -> Any:
         import boto3  # noqa: PLC0415  (only the commands that read secrets need it)
     except ImportError:
         raise ConfigurationError(
-            "reading secrets needs boto3: pip install 'cdk-secure-tunnel-proxy[aws]' (or cdk-secure-tunnel)"
+            "reading secrets needs boto3: pip install boto3, or install the proxy wheel with its extra "
+            "(pip install 'cdk_secure_tunnel_proxy-<version>-py3-none-any.whl[aws]')"
         ) from None
     import logging  # noqa: PLC0415
 

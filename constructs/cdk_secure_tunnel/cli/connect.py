@@ -35,7 +35,7 @@ token."""
 EPILOG = """\
 examples:
   cdk-secure-tunnel connect --stack Plant --tunnel Maintenance -- ssh -p {SSH} admin@localhost
-  cdk-secure-tunnel connect --secret arn:aws:secretsmanager:...:secret:MaintenanceSourceToken30C10707-AbC \
+  cdk-secure-tunnel connect --secret arn:aws:secretsmanager:...:secret:MaintenanceSourceToken30C10707-AbC \\
       --services SSH=5555,HTTP=8080
   # AWS IoT Device Client or the Greengrass component on the device:
   cdk-secure-tunnel connect --stack Plant --tunnel Maintenance --destination-client-type V1
@@ -45,9 +45,10 @@ examples:
 In the command, {NAME} is the port of service NAME, {port} the first service's and {host} the address
 listened on.
 
-exit status: the command's, when one is run; 130 when stopped with Ctrl-C; 2 bad usage,
-3 secret/stack/tunnel not found, 4 token refused (also after rotating), 5 tunnel closed or expired,
-6 service unreachable, 7 the tunnel's services do not match --services, 1 anything else."""
+exit status: the command's, when one is run; 130 when stopped with Ctrl-C; 2 bad usage or AWS set up
+wrong (credentials, profile, region), 3 secret/stack/tunnel not found, 4 token refused (also after
+rotating), 5 tunnel closed or expired, 6 service unreachable or its TLS certificate not trusted, 7 the
+tunnel's services do not match --services, 1 anything else."""
 
 
 def add_parser(subparsers: Any) -> None:

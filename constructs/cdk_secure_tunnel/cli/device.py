@@ -27,13 +27,14 @@ from ${TOKEN_VARIABLE} (with --region or --endpoint). It never goes on the comma
 
 EPILOG = """\
 examples:
-  mosquitto_sub ... -t '$aws/things/pump-7/tunnels/notify' -C 1 \
+  mosquitto_sub ... -t '$aws/things/pump-7/tunnels/notify' -C 1 \\
       | cdk-secure-tunnel device --notify - -d SSH=22
   cdk-secure-tunnel device --notify notify.json --destination SSH=22,HTTP=localhost:8080
   cdk-secure-tunnel device --secret arn:aws:secretsmanager:...:secret:BastionDestinationToken... -d 22
 
 exit status: 5 when the tunnel closes or expires, 4 token refused, 6 service unreachable (with
---retries), 7 the tunnel's services do not match --destination, 3 no token found, 2 bad usage."""
+--retries) or its TLS certificate not trusted, 7 the tunnel's services do not match --destination,
+3 no token found, 2 bad usage or AWS set up wrong (credentials, profile, region)."""
 
 
 def add_parser(subparsers: Any) -> None:

@@ -22,16 +22,12 @@ from typing import TYPE_CHECKING
 
 from tunnel_lambda.contract import UPKEEP_CONSTRUCT_ID, UPKEEP_HANDLER
 
+from ..protocol.handshake import DATA_CA_FILE_VARIABLE, DATA_ENDPOINT_VARIABLE
 from . import secrets_manager as local_secrets_manager
 from .control_plane import TunnelEmulator
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
-
-# The data plane's URL (ws:// or wss://), which the project's local proxy connects to instead of the
-# region's endpoint; with TLS, the CA file that verifies it.
-DATA_ENDPOINT_VARIABLE = "CDK_SECURE_TUNNEL_DATA_ENDPOINT"
-DATA_CA_FILE_VARIABLE = "CDK_SECURE_TUNNEL_DATA_CA_FILE"
 
 # Variables that would send boto3 elsewhere or make it ignore the endpoints set by environment(): a profile
 # (which must exist, and may name other endpoints, credentials or a role), a session token that would go

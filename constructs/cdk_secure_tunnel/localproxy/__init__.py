@@ -14,6 +14,7 @@ It imports nothing from ``aws_cdk`` or jsii: a device runs it without Node.js (i
 """
 
 from .errors import (
+    CertificateUntrusted,
     ConfigurationError,
     ExitCode,
     HandshakeRejected,
@@ -27,6 +28,7 @@ from .proxy import LocalProxy, resolve_services
 from .settings import ProxySettings, RetryPolicy, Target, data_endpoint, new_client_token, parse_services
 
 __all__ = [
+    "CertificateUntrusted",
     "ConfigurationError",
     "ExitCode",
     "HandshakeRejected",

@@ -2,7 +2,8 @@
 
 The upgrade carries the access token in the ``access-token`` header and, by default, a client token, so
 a connection that drops can be made again with the same access token. A 4xx answer raises
-``HandshakeRejected`` (retrying cannot help); network errors and 5xx raise ``Retryable``.
+``HandshakeRejected`` and a certificate that does not verify ``CertificateUntrusted`` (retrying cannot
+help either); network errors and 5xx raise ``Retryable``.
 
     socket = await TunnelSocket.open(settings)
     await socket.send(Message(type=Message.STREAM_START, streamId=1, serviceId="SSH", connectionId=1))
@@ -24,12 +25,13 @@ from ..protocol.handshake import (
     ACCESS_TOKEN_HEADER,
     CHANNEL_ID_HEADER,
     CLIENT_TOKEN_HEADER,
+    DATA_CA_FILE_VARIABLE,
     MODE_PARAMETER,
     PATH,
     SUBPROTOCOLS,
     VERSIONS,
 )
-from .errors import ConfigurationError, HandshakeRejected
+from .errors import CertificateUntrusted, ConfigurationError, HandshakeRejected
 from .settings import ProxySettings
 
 logger = logging.getLogger(__name__)
@@ -97,7 +99,8 @@ class TunnelSocket:
 
     @classmethod
     async def open(cls, settings: ProxySettings, access_token: str | None = None) -> "TunnelSocket":
-        """Connect and upgrade; raises ``HandshakeRejected`` (4xx) or ``Retryable``."""
+        """Connect and upgrade; raises ``HandshakeRejected`` (4xx), ``CertificateUntrusted`` (TLS) or
+        ``Retryable``."""
         url = f"{settings.endpoint}{PATH}?{MODE_PARAMETER}={settings.mode}"
         headers = {ACCESS_TOKEN_HEADER: access_token or settings.access_token}
         if settings.client_token:
@@ -132,7 +135,13 @@ class TunnelSocket:
         except InvalidURI as error:
             raise ConfigurationError(f"endpoint: got {settings.endpoint!r}; {error}") from None
         except ssl.SSLCertVerificationError as error:
-            raise Retryable(f"TLS verification failed: {error.verify_message}") from None
+            # Not retried: the same certificate would be met again, forever (retries are unlimited by
+            # default), while the cause is a setting or something between us and the service.
+            raise CertificateUntrusted(
+                f"TLS: the certificate of {settings.endpoint} did not verify ({error.verify_message}); check "
+                f"--capath and ${DATA_CA_FILE_VARIABLE} (the CAs trusted besides the system's), the "
+                "endpoint (--endpoint, --region) and whether a proxy on the network intercepts TLS"
+            ) from None
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as error:
             raise Retryable(
                 f"cannot connect to {settings.endpoint}: {error or type(error).__name__}"

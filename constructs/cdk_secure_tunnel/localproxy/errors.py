@@ -20,7 +20,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 3  # no such secret, stack, tunnel or notify payload
     TOKEN_REJECTED = 4  # the service refused the token (spent, rotated, revoked) and no new one helped
     TUNNEL_CLOSED = 5  # the tunnel closed or expired
-    UNREACHABLE = 6  # the service could not be reached within the retry budget
+    UNREACHABLE = 6  # the service could not be reached within the retry budget, or not trusted (TLS)
     SERVICE_MISMATCH = 7  # the tunnel's services do not match the mapping given
     INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
@@ -88,6 +88,13 @@ class Unreachable(LocalProxyError):
     """The service could not be reached (network errors, 5xx) within the retry budget."""
 
     exit_code = ExitCode.UNREACHABLE
+
+
+class CertificateUntrusted(Unreachable):
+    """The service's TLS certificate did not verify: a wrong CA, a TLS-intercepting proxy, a wrong host.
+
+    Retrying cannot help (the next attempt meets the same certificate), so the proxy ends at once.
+    """
 
 
 class ServiceMismatch(LocalProxyError):

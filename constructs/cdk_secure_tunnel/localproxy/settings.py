@@ -20,13 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from ..protocol.handshake import CLIENT_TOKEN_PATTERN, MODES, Mode, endpoint
+from ..protocol.handshake import CLIENT_TOKEN_PATTERN, DATA_ENDPOINT_VARIABLE, MODES, Mode, endpoint
 from .errors import ConfigurationError
 
-# An explicit data plane endpoint for local testing: the emulator's fixtures set it (ws://127.0.0.1:PORT).
-ENDPOINT_VARIABLE = "CDK_SECURE_TUNNEL_DATA_ENDPOINT"
-# With a wss:// emulator, the CA file that verifies its certificate (the fixtures set it too).
-CA_FILE_VARIABLE = "CDK_SECURE_TUNNEL_DATA_CA_FILE"
 # The reference proxy's variables, honoured so that its users' habits carry over.
 REFERENCE_ENDPOINT_VARIABLE = "AWSIOT_TUNNEL_ENDPOINT"
 REFERENCE_REGION_VARIABLE = "AWSIOT_TUNNEL_REGION"
@@ -107,7 +103,7 @@ def data_endpoint(
     An endpoint without a scheme gets ``wss://``; ``ws://`` (no TLS) is for local emulators only.
     """
     env = os.environ if environ is None else environ
-    explicit = endpoint or env.get(ENDPOINT_VARIABLE) or env.get(REFERENCE_ENDPOINT_VARIABLE)
+    explicit = endpoint or env.get(DATA_ENDPOINT_VARIABLE) or env.get(REFERENCE_ENDPOINT_VARIABLE)
     if explicit:
         explicit = explicit.rstrip("/")
         if "://" not in explicit:
@@ -119,7 +115,7 @@ def data_endpoint(
     if not region:
         raise ConfigurationError(
             "endpoint: neither a region nor an endpoint was given; pass --region (where the tunnel was "
-            f"opened) or --endpoint, or set ${ENDPOINT_VARIABLE}"
+            f"opened) or --endpoint, or set ${DATA_ENDPOINT_VARIABLE}"
         )
     return endpoint_of(region)
 

@@ -20,6 +20,13 @@ CLIENT_TOKEN_PATTERN: Final = re.compile(r"[a-zA-Z0-9-]{32,128}")
 # The upgrade request, headers included, must stay under this (V3 guide, "Handshake").
 MAX_HANDSHAKE_BYTES: Final = 4096
 
+# Not the guides' but this project's: where a local data plane is, set by the emulator (LocalAws) and read
+# by the local proxy. Here because both layers, and the device's distribution, carry this module.
+# The data plane's URL (ws:// or wss://), used instead of the region's endpoint.
+DATA_ENDPOINT_VARIABLE: Final = "CDK_SECURE_TUNNEL_DATA_ENDPOINT"
+# With a wss:// data plane, the CA file that verifies its certificate.
+DATA_CA_FILE_VARIABLE: Final = "CDK_SECURE_TUNNEL_DATA_CA_FILE"
+
 Mode = Literal["source", "destination"]
 MODES: Final[tuple[Mode, ...]] = ("source", "destination")
 
