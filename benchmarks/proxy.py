@@ -14,6 +14,7 @@ process drives the clients and reads each proxy's CPU time and peak RSS from /pr
 import asyncio
 import json
 import os
+import shlex
 import signal
 import socket
 import statistics
@@ -159,8 +160,11 @@ def measure(effort: Effort) -> Results:
     with _process([sys.executable, "-m", "cdk_secure_tunnel.testing"], base) as emulator:
         assert emulator.stdout is not None
         variables: dict[str, str] = {}
+        # The server prints shell lines (`unset ...`, `export NAME=value`) for `eval "$(...)"`.
         for line in emulator.stdout:
-            name, _, value = line.strip().partition("=")
+            if not line.startswith("export "):
+                continue
+            name, _, value = shlex.split(line)[1].partition("=")
             variables[name] = value
             if {"CDK_SECURE_TUNNEL_DATA_ENDPOINT", "AWS_SECRET_ACCESS_KEY"} <= variables.keys():
                 break
