@@ -107,3 +107,17 @@ async def running_fake_service(services: tuple[str, ...] = ("SSH", "HTTP")) -> A
     ) as server:
         service.server = server
         yield service
+
+
+@asynccontextmanager
+async def echo_server() -> AsyncIterator[int]:
+    """A local TCP echo server (its port) standing in for the device's service behind a destination proxy."""
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]

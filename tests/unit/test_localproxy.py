@@ -22,26 +22,13 @@ from cdk_secure_tunnel.localproxy import (
 )
 from cdk_secure_tunnel.protocol import Message, encode
 from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER
-from support.fake_service import FakeService, running_fake_service
+from support.fake_service import FakeService, echo_server, running_fake_service
 
 FAST = RetryPolicy(initial=0.001, maximum=0.01)
 
 
 def run(coroutine: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(coroutine, 20))
-
-
-@asynccontextmanager
-async def echo_server() -> AsyncIterator[int]:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with_prefix = b""
-        while data := await reader.read(65536):
-            writer.write(with_prefix + data)
-        writer.close()
-
-    server = await asyncio.start_server(echo, "127.0.0.1", 0)
-    async with server:
-        yield server.sockets[0].getsockname()[1]
 
 
 def settings(service: FakeService, mode: str, services: dict[str, Target], **changes: Any) -> ProxySettings:

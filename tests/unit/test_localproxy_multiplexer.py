@@ -5,14 +5,14 @@ The multiplexer is driven directly: messages in through ``handle``, messages out
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
 from cdk_secure_tunnel.localproxy.multiplexer import Multiplexer
 from cdk_secure_tunnel.localproxy.settings import Target
 from cdk_secure_tunnel.protocol import Message, MessageReader, ProtocolError, encode
+from support.fake_service import echo_server
 
 T = Message
 
@@ -23,18 +23,6 @@ def kinds(sent: list[Message]) -> list[tuple[str, int, str, int]]:
 
 def run(coroutine: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(coroutine, 10))
-
-
-@asynccontextmanager
-async def echo_server() -> AsyncIterator[int]:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            writer.write(data)
-        writer.close()
-
-    server = await asyncio.start_server(echo, "127.0.0.1", 0)
-    async with server:
-        yield server.sockets[0].getsockname()[1]
 
 
 class Wire:
