@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -158,40 +159,70 @@ def _round_trip(port: int, data: bytes) -> bytes:
         return received
 
 
-def _connected(deployment: Deployment, mode: str, *arguments: str) -> Run:
-    """``cdk-secure-tunnel <arguments>`` started, once its side (``mode``) of the tunnel is connected."""
+class Said:
+    """What the commands said on stderr so far, kept across reads.
+
+    The commands' threads print whenever they get there. A line printed between two of pytest's phases
+    (a fixture's setup and the test's call) bypasses ``capsys``, so a test waits for a command's ready
+    line (it is ready only then anyway) instead of assuming the line is there once its side connected.
+    """
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+        self._text = ""
+
+    @property
+    def text(self) -> str:
+        self._text += self._capsys.readouterr().err
+        return self._text
+
+    def wait_for(self, line: str, after: int, timeout: float = 20) -> None:
+        """Until ``line`` is said past position ``after`` of ``text``."""
+        deadline = time.monotonic() + timeout
+        while line not in self.text[after:]:
+            assert time.monotonic() < deadline, f"never said {line!r}; said: {self._text!r}"
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def said(capsys: pytest.CaptureFixture[str]) -> Said:
+    return Said(capsys)
+
+
+# The line each command says once it is ready: the device forwarding, the operator's side listening.
+READY_LINE = {"device": "connected; forwarding", "connect": "listening: "}
+
+
+def _ready(said: Said, *arguments: str) -> Run:
+    """``cdk-secure-tunnel <arguments>`` started, once it says it is ready."""
+    mark = len(said.text)
     run = Run(*arguments)
     run.start()
-    deployment.wait_connected(mode)
+    said.wait_for(READY_LINE[arguments[0]], after=mark)
     return run
 
 
 @pytest.fixture
-def device(deployed: Deployment, device_services: dict[str, int], tmp_path: Path) -> Run:
-    """``device`` from the notify payload to the device's services, connected (a test that reads its
-    output names ``capsys`` before ``device``: fixtures start in the order they are named)."""
+def device(said: Said, deployed: Deployment, device_services: dict[str, int], tmp_path: Path) -> Run:
+    """``device`` from the notify payload to the device's services, forwarding."""
     notify = deployed.notify_file(tmp_path)
     services = f"SSH={device_services['SSH']},HTTP={device_services['HTTP']}"
-    return _connected(deployed, "destination", "device", "--notify", str(notify), "-d", services)
+    return _ready(said, "device", "--notify", str(notify), "-d", services)
 
 
-def _listening(deployment: Deployment) -> tuple[Run, dict[str, int]]:
+def _listening(said: Said) -> tuple[Run, dict[str, int]]:
     ports = {"SSH": _free_port(), "HTTP": _free_port()}
     services = f"SSH={ports['SSH']},HTTP={ports['HTTP']}"
-    source = _connected(
-        deployment, "source", "connect", "--stack", STACK, "--tunnel", "Maintenance", "-s", services
-    )
+    source = _ready(said, "connect", "--stack", STACK, "--tunnel", "Maintenance", "-s", services)
     return source, ports
 
 
-def test_connect_runs_a_client_through_both_services(
-    deployed: Deployment, capsys: pytest.CaptureFixture[str], device: Run
-) -> None:
+def test_connect_runs_a_client_through_both_services(deployed: Deployment, said: Said, device: Run) -> None:
     status = cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND])
     assert status == 0
     deployed.cloudformation.destroy()  # cdk destroy: CloseTunnel ends the device's session
     assert device.result() == 5
-    err = capsys.readouterr().err
+    err = said.text
     assert "listening: SSH on 127.0.0.1:" in err
     assert "connected; forwarding SSH to localhost" in err
     assert "the device is connected" in err
@@ -220,9 +251,7 @@ def _bin_path() -> str:
 
 
 @pytest.mark.usefixtures("in_process_rotation", "device")
-def test_a_spent_token_is_rotated_with_progress_and_tried_once_more(
-    deployed: Deployment, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_spent_token_is_rotated_with_progress_and_tried_once_more(deployed: Deployment, said: Said) -> None:
     assert cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND]) == 0
     before = deployed.source_token()
     # A second connect has a new client token: the token, spent by the first, is refused, rotated.
@@ -230,14 +259,14 @@ def test_a_spent_token_is_rotated_with_progress_and_tried_once_more(
     assert deployed.source_token() != before
     # With --no-rotate the refusal stands: exit 4 and what to do.
     assert cli.main(["connect", "--secret", deployed.source_secret, "--no-rotate", *CLIENT_COMMAND]) == 4
-    err = capsys.readouterr().err
+    err = said.text
     assert "the token is spent or revoked; rotating it" in err
     assert "rotated arn:aws:secretsmanager" in err
     assert "rotate the token (aws secretsmanager rotate-secret" in err
 
 
-def test_the_device_reconnects_after_its_network_drops(deployed: Deployment, device: Run) -> None:
-    source, ports = _listening(deployed)
+def test_the_device_reconnects_after_its_network_drops(deployed: Deployment, said: Said, device: Run) -> None:
+    source, ports = _listening(said)
     assert _round_trip(ports["SSH"], b"before the drop") == b"before the drop"
     deployed.plane.refuse_handshakes(times=1, status=503)  # and the service is briefly unavailable
     assert deployed.plane.drop(deployed.tunnel_id, "destination")
@@ -251,9 +280,9 @@ def test_the_device_reconnects_after_its_network_drops(deployed: Deployment, dev
 
 @pytest.mark.usefixtures("device")
 def test_rotating_the_source_secret_mid_session(
-    deployed: Deployment, in_process_rotation: Callable[[str], None]
+    deployed: Deployment, said: Said, in_process_rotation: Callable[[str], None]
 ) -> None:
-    source, ports = _listening(deployed)
+    source, ports = _listening(said)
     assert _round_trip(ports["SSH"], b"one") == b"one"
     # The emulator's default: a live connection outlives the rotation of its token.
     in_process_rotation(deployed.source_secret)
@@ -269,27 +298,27 @@ def test_rotating_the_source_secret_mid_session(
 
 
 def test_an_expired_tunnel_ends_both_sides_with_a_clear_message(
-    deployed: Deployment, capsys: pytest.CaptureFixture[str], device: Run
+    deployed: Deployment, said: Said, device: Run
 ) -> None:
-    source, ports = _listening(deployed)
+    source, ports = _listening(said)
     assert _round_trip(ports["SSH"], b"alive") == b"alive"
     deployed.aws.emulator.clock.advance(hours=12)  # type: ignore[attr-defined]
     assert device.result() == 5
     assert source.result() == 5
-    err = capsys.readouterr().err
+    err = said.text
     assert "has expired (its 720-minute lifetime ended at" in err
     assert "The tunnel's lifetime ended" in err
 
 
-def test_a_v1_destination(deployed: Deployment, device_services: dict[str, int], tmp_path: Path) -> None:
+def test_a_v1_destination(
+    deployed: Deployment, said: Said, device_services: dict[str, int], tmp_path: Path
+) -> None:
     notify = str(deployed.notify_file(tmp_path))
     ssh = str(device_services["SSH"])
-    device = _connected(deployed, "destination", "device", "--notify", notify, "-d", ssh, "--protocol", "V1")
+    device = _ready(said, "device", "--notify", notify, "-d", ssh, "--protocol", "V1")
     port = _free_port()
     secret = deployed.source_secret
-    source = _connected(
-        deployed, "source", "connect", "--secret", secret, "-s", str(port), "--destination-client-type", "V1"
-    )
+    source = _ready(said, "connect", "--secret", secret, "-s", str(port), "--destination-client-type", "V1")
     assert _round_trip(port, b"hello, Device Client") == b"hello, Device Client"
     kinds = {(m.origin, m.service_id, m.connection_id) for m in deployed.plane.log(deployed.tunnel_id)}
     assert all(not service and not connection for _, service, connection in kinds)
