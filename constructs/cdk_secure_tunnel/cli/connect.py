@@ -222,10 +222,7 @@ async def _connect(
 ) -> int:
     refresher = _Refresher(args, secret, document)
     proxy = refresher.proxy = LocalProxy(settings, refresh_token=refresher)
-    running = asyncio.ensure_future(proxy.run())
-    watcher: asyncio.Task[None] | None = None
-    try:
-        await first_done(proxy.ready.wait(), running)
+    async with proxy.running() as running:
         if running.done():
             running.result()
             return int(ExitCode.OK)
@@ -233,26 +230,27 @@ async def _connect(
             f"{name or 'service'} on {settings.bind_address}:{port}" for name, port in proxy.ports.items()
         )
         say(f"listening: {listening}")
-        if document.tunnel_id:
-            watcher = asyncio.ensure_future(_watch_device(secret.session, refresher.document))
-        command = _command(args.command, proxy.ports, settings.bind_address)
-        if not command:
-            await running
-            return int(ExitCode.OK)
-        child = await asyncio.create_subprocess_exec(*command)
-        await first_done(child.wait(), running)
-        if running.done():
-            if child.returncode is None:
-                child.terminate()
-                await child.wait()
-            running.result()
-        return int(child.returncode or 0)
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-        proxy.stop()
-        if not running.done():
-            await asyncio.gather(running, return_exceptions=True)
+        watcher = (
+            asyncio.ensure_future(_watch_device(secret.session, refresher.document))
+            if document.tunnel_id
+            else None
+        )
+        try:
+            command = _command(args.command, proxy.ports, settings.bind_address)
+            if not command:
+                await running
+                return int(ExitCode.OK)
+            child = await asyncio.create_subprocess_exec(*command)
+            await first_done(child.wait(), running)
+            if running.done():
+                if child.returncode is None:
+                    child.terminate()
+                    await child.wait()
+                running.result()
+            return int(child.returncode or 0)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
 
 async def _watch_device(session: Any, document: TokenDocument, interval: float = 2.0) -> None:

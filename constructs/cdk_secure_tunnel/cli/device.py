@@ -9,7 +9,6 @@ from typing import Any
 
 from ..localproxy import LocalProxy, ProxySettings, data_endpoint, parse_services
 from ..localproxy.errors import ConfigurationError, HandshakeRejected, NotFound
-from ..localproxy.proxy import first_done
 from ..localproxy.settings import TOKEN_VARIABLE
 from . import common
 from .documents import TokenDocument
@@ -126,9 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(proxy: LocalProxy) -> int:
-    running = asyncio.ensure_future(proxy.run())
-    try:
-        await first_done(proxy.ready.wait(), running)
+    async with proxy.running() as running:
         if not running.done():
             targets = ", ".join(
                 f"{name or 'service'} to {target.host or 'localhost'}:{target.port}"
@@ -137,7 +134,3 @@ async def _serve(proxy: LocalProxy) -> int:
             say(f"connected; forwarding {targets}")
         await running
         return 0
-    finally:
-        proxy.stop()
-        if not running.done():
-            await asyncio.gather(running, return_exceptions=True)

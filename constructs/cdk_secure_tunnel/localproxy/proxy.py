@@ -2,10 +2,9 @@
 
     proxy = LocalProxy(ProxySettings(mode="source", access_token=token, endpoint=data_endpoint(region=r),
                                      services=parse_services("SSH=5555")))
-    task = asyncio.create_task(proxy.run())
-    await proxy.ready.wait()      # connected, and (source) listening: proxy.ports == {"SSH": 5555}
-    ...
-    proxy.stop(); await task
+    async with proxy.running() as task:  # entered once ready (or once run() has ended: task.done())
+        ...                                # connected, and (source) listening: proxy.ports == {"SSH": 5555}
+        await task                         # until the tunnel ends; leaving stops the proxy and drains it
 
 ``run()`` returns after ``stop()``, and raises a ``LocalProxyError`` when the proxy cannot go on: the
 token refused (``HandshakeRejected``), the tunnel gone (``TunnelClosed``), the services not matching
@@ -23,7 +22,7 @@ import contextlib
 import itertools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from ..protocol import ProtocolError
@@ -106,6 +105,19 @@ class LocalProxy:
     def stop(self) -> None:
         """End ``run()``: close the listeners, the local connections and the tunnel connection."""
         self._stopping.set()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator["asyncio.Future[None]"]:
+        """``run()`` as a task, entered once the proxy is ready or the task has ended (it could not start:
+        awaiting the task raises why); leaving stops the proxy and waits for the task."""
+        task = asyncio.ensure_future(self.run())
+        try:
+            await first_done(self.ready.wait(), task)
+            yield task
+        finally:
+            self.stop()
+            if not task.done():
+                await asyncio.gather(task, return_exceptions=True)
 
     async def run(self) -> None:
         """Connect, serve and reconnect until ``stop()``; raises ``LocalProxyError`` when it cannot go on.
