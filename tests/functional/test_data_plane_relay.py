@@ -335,6 +335,18 @@ def test_closing_the_tunnel_ends_both_connections(
     assert described["destinationConnectionState"]["lastUpdatedAt"] == described["lastUpdatedAt"]
 
 
+def test_a_closed_tunnels_session_is_let_go(
+    sides: tuple[Peer, Peer], plane: DataPlane, tunnel: Tunnel
+) -> None:
+    source, _ = sides
+    source.send(stream_start(1))
+    assert plane.holds_session(tunnel.tunnel_id)
+    boto3.client("iotsecuretunneling").close_tunnel(tunnelId=tunnel.tunnel_id)
+    assert source.closed() == (1000, "The tunnel was closed")
+    assert not plane.holds_session(tunnel.tunnel_id)  # let go in the pass that closed the connections
+    assert plane.log(tunnel.tunnel_id)  # what a test asserts on stays
+
+
 def test_a_lifetime_ending_on_the_manual_clock_ends_both_connections(
     plane: DataPlane, local_aws: LocalAws, clock: ManualClock
 ) -> None:

@@ -41,6 +41,8 @@ Faults and inspection, all callable from any thread while it serves:
 - ``rotation_drops_connections``: see "Decisions" (default False).
 - ``log(tunnel_id)``: ``LoggedMessage`` records (origin, type, stream/connection/service id, payload size;
   never payload bytes) of every message from either side or from the service, oldest first.
+- ``holds_session(tunnel_id)``: whether the tunnel's streams are still held (not once it has closed or
+  expired and its last connection has gone).
 - ``connected(tunnel_id, mode)``; ``wait_for(condition, timeout)`` waits (on events, not polling) until
   ``condition()`` holds after a connection change or a logged message.
 
@@ -334,6 +336,13 @@ class DataPlane:
         """Every message of the tunnel so far, oldest first (payload sizes, never payload bytes)."""
         return self._log.records(tunnel_id)
 
+    def holds_session(self, tunnel_id: str) -> bool:
+        """Whether the tunnel's session (its streams and live connections) is held; a closed or expired
+        tunnel's goes with its last connection, so a long-running emulator does not grow with them."""
+        # Read from this thread, not the loop's: a dict lookup is atomic, and ``wait_for`` conditions call
+        # it while holding the lock the loop takes to log.
+        return tunnel_id in self._sessions
+
     def connected(self, tunnel_id: str, mode: Mode) -> bool:
         """Whether ``mode`` has a live connection to the tunnel."""
         with self._log.changed:
@@ -585,6 +594,11 @@ class DataPlane:
                     code, reason = _ENDINGS[ending]
                     self._leave(session, peer)
                     self._spawn(_close(peer.connection, code, reason))
+            # A closed or expired tunnel admits no connection again, so its streams are of no more use
+            # (the token is not asked about: without revoke_live only the tunnel's state counts).
+            ending = self._authority.connection_ending(session.tunnel_id, "source", "", revoke_live=False)
+            if not session.peers and ending is not None:
+                del self._sessions[session.tunnel_id]
 
     def _drop(self, tunnel_id: str, mode: Mode) -> bool:
         session = self._sessions.get(tunnel_id)
