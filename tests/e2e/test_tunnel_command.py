@@ -11,17 +11,18 @@ construct's rotation function (tunnel_lambda.rotation) in this process whenever 
 as AWS would invoke it.
 """
 
+import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import boto3
 import pytest
@@ -122,30 +123,31 @@ class Deployment:
         path.write_text(json.dumps(self.aws.emulator.notifications(THING)[-1]))
         return path
 
-    def wait_connected(self, mode: str, connected: bool = True) -> None:
-        assert self.plane.wait_for(lambda: self.plane.connected(self.tunnel_id, mode) is connected, 20)
+    def connections(self, mode: str) -> int:
+        """How many times ``mode`` has connected (each V2+ connection gets SERVICE_IDS): a count that only
+        grows, so a wait on it cannot miss a drop and reconnect that were over before it began."""
+        log = self.plane.log(self.tunnel_id)
+        return sum(record.type == "SERVICE_IDS" and record.delivered_to == mode for record in log)
+
+    def wait_connections(self, mode: str, count: int) -> None:
+        assert self.plane.wait_for(lambda: self.connections(mode) >= count, 20)
 
 
 class Run(threading.Thread):
     """``cdk-secure-tunnel <arguments>`` in-process, in a thread; ``status`` once it ends."""
 
-    def __init__(self, *arguments: str) -> None:
+    def __init__(self, *arguments: str, stderr: TextIO) -> None:
         super().__init__(daemon=True)
         self.arguments = list(arguments)
+        self.stderr = stderr
         self.status: int | None = None
 
     def run(self) -> None:
-        self.status = cli.main(self.arguments)
+        self.status = cli.main(self.arguments, stderr=self.stderr)
 
     def result(self) -> int | None:
         self.join(30)
         return self.status
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _round_trip(port: int, data: bytes) -> bytes:
@@ -159,47 +161,57 @@ def _round_trip(port: int, data: bytes) -> bytes:
         return received
 
 
-class Said:
-    """What the commands said on stderr so far, kept across reads.
+class Said(io.StringIO):
+    """What the commands say (``cli.main(..., stderr=said)``), as they say it, from any thread.
 
-    The commands' threads print whenever they get there. A line printed between two of pytest's phases
-    (a fixture's setup and the test's call) bypasses ``capsys``, so a test waits for a command's ready
-    line (it is ready only then anyway) instead of assuming the line is there once its side connected.
+    The commands run in threads of this process and print whenever they get there, so a test waits for a
+    command's line (``wait_for``) rather than assume it was said once the command's side connected. (Not
+    capsys: a line a thread prints between pytest's setup and call phases bypasses it.)
     """
 
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self._capsys = capsys
-        self._text = ""
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = threading.Condition()
+
+    def write(self, text: str) -> int:
+        with self._changed:
+            written = super().write(text)
+            self._changed.notify_all()
+            return written
 
     @property
     def text(self) -> str:
-        self._text += self._capsys.readouterr().err
-        return self._text
+        with self._changed:
+            return self.getvalue()
 
-    def wait_for(self, line: str, after: int, timeout: float = 20) -> None:
-        """Until ``line`` is said past position ``after`` of ``text``."""
-        deadline = time.monotonic() + timeout
-        while line not in self.text[after:]:
-            assert time.monotonic() < deadline, f"never said {line!r}; said: {self._text!r}"
-            time.sleep(0.02)
+    def wait_for(self, line: str, after: int, timeout: float = 20) -> str:
+        """The text said past position ``after``, once it holds ``line``."""
+        with self._changed:
+            said = self._changed.wait_for(lambda: line in self.getvalue()[after:], timeout)
+            assert said, f"never said {line!r}; said: {self.getvalue()!r}"
+            return self.getvalue()[after:]
 
 
 @pytest.fixture
-def said(capsys: pytest.CaptureFixture[str]) -> Said:
-    return Said(capsys)
+def said() -> Said:
+    return Said()
 
 
 # The line each command says once it is ready: the device forwarding, the operator's side listening.
 READY_LINE = {"device": "connected; forwarding", "connect": "listening: "}
 
 
-def _ready(said: Said, *arguments: str) -> Run:
-    """``cdk-secure-tunnel <arguments>`` started, once it says it is ready."""
+def _ready(said: Said, *arguments: str) -> tuple[Run, str]:
+    """``cdk-secure-tunnel <arguments>`` started, once it says it is ready; and what it said."""
     mark = len(said.text)
-    run = Run(*arguments)
+    run = Run(*arguments, stderr=said)
     run.start()
-    said.wait_for(READY_LINE[arguments[0]], after=mark)
-    return run
+    return run, said.wait_for(READY_LINE[arguments[0]], after=mark)
+
+
+def _ports(listening: str) -> dict[str, int]:
+    """The ports in ``connect``'s line ``listening: SSH on 127.0.0.1:5555, HTTP on ...``."""
+    return {name: int(port) for name, port in re.findall(r"(\S+) on [^ ,]+:(\d+)", listening)}
 
 
 @pytest.fixture
@@ -207,18 +219,19 @@ def device(said: Said, deployed: Deployment, device_services: dict[str, int], tm
     """``device`` from the notify payload to the device's services, forwarding."""
     notify = deployed.notify_file(tmp_path)
     services = f"SSH={device_services['SSH']},HTTP={device_services['HTTP']}"
-    return _ready(said, "device", "--notify", str(notify), "-d", services)
+    return _ready(said, "device", "--notify", str(notify), "-d", services)[0]
 
 
 def _listening(said: Said) -> tuple[Run, dict[str, int]]:
-    ports = {"SSH": _free_port(), "HTTP": _free_port()}
-    services = f"SSH={ports['SSH']},HTTP={ports['HTTP']}"
-    source = _ready(said, "connect", "--stack", STACK, "--tunnel", "Maintenance", "-s", services)
-    return source, ports
+    """``connect`` on ports the system chose (a port probed free could be taken before it listens)."""
+    source, listening = _ready(
+        said, "connect", "--stack", STACK, "--tunnel", "Maintenance", "-s", "SSH=0,HTTP=0"
+    )
+    return source, _ports(listening)
 
 
 def test_connect_runs_a_client_through_both_services(deployed: Deployment, said: Said, device: Run) -> None:
-    status = cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND])
+    status = cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND], stderr=said)
     assert status == 0
     deployed.cloudformation.destroy()  # cdk destroy: CloseTunnel ends the device's session
     assert device.result() == 5
@@ -252,13 +265,16 @@ def _bin_path() -> str:
 
 @pytest.mark.usefixtures("in_process_rotation", "device")
 def test_a_spent_token_is_rotated_with_progress_and_tried_once_more(deployed: Deployment, said: Said) -> None:
-    assert cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND]) == 0
+    assert cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND], stderr=said) == 0
     before = deployed.source_token()
     # A second connect has a new client token: the token, spent by the first, is refused, rotated.
-    assert cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND]) == 0
+    assert cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND], stderr=said) == 0
     assert deployed.source_token() != before
     # With --no-rotate the refusal stands: exit 4 and what to do.
-    assert cli.main(["connect", "--secret", deployed.source_secret, "--no-rotate", *CLIENT_COMMAND]) == 4
+    assert (
+        cli.main(["connect", "--secret", deployed.source_secret, "--no-rotate", *CLIENT_COMMAND], stderr=said)
+        == 4
+    )
     err = said.text
     assert "the token is spent or revoked; rotating it" in err
     assert "rotated arn:aws:secretsmanager" in err
@@ -268,9 +284,11 @@ def test_a_spent_token_is_rotated_with_progress_and_tried_once_more(deployed: De
 def test_the_device_reconnects_after_its_network_drops(deployed: Deployment, said: Said, device: Run) -> None:
     source, ports = _listening(said)
     assert _round_trip(ports["SSH"], b"before the drop") == b"before the drop"
+    connections = deployed.connections("destination")
     deployed.plane.refuse_handshakes(times=1, status=503)  # and the service is briefly unavailable
     assert deployed.plane.drop(deployed.tunnel_id, "destination")
-    deployed.wait_connected("destination")  # back after a backoff, with the same token and client token
+    # Back after a backoff, with the same token and client token.
+    deployed.wait_connections("destination", connections + 1)
     assert _round_trip(ports["SSH"], b"after the drop") == b"after the drop"
     assert device.is_alive()
     deployed.cloudformation.destroy()
@@ -287,11 +305,13 @@ def test_rotating_the_source_secret_mid_session(
     # The emulator's default: a live connection outlives the rotation of its token.
     in_process_rotation(deployed.source_secret)
     assert _round_trip(ports["SSH"], b"two") == b"two"
-    # Where rotation drops it, connect reconnects with the new token from the secret.
+    # Where rotation drops it, connect reconnects with the newest token from the secret: first the
+    # connection on the token just rotated away goes, then one whose token is rotated while it is live.
+    connections = deployed.connections("source")
     deployed.plane.rotation_drops_connections = True
+    deployed.wait_connections("source", connections + 1)
     in_process_rotation(deployed.source_secret)
-    deployed.wait_connected("source", connected=False)
-    deployed.wait_connected("source")
+    deployed.wait_connections("source", connections + 2)
     assert _round_trip(ports["SSH"], b"three") == b"three"
     deployed.cloudformation.destroy()
     assert source.result() == 5
@@ -315,10 +335,12 @@ def test_a_v1_destination(
 ) -> None:
     notify = str(deployed.notify_file(tmp_path))
     ssh = str(device_services["SSH"])
-    device = _ready(said, "device", "--notify", notify, "-d", ssh, "--protocol", "V1")
-    port = _free_port()
+    device, _ = _ready(said, "device", "--notify", notify, "-d", ssh, "--protocol", "V1")
     secret = deployed.source_secret
-    source = _ready(said, "connect", "--secret", secret, "-s", str(port), "--destination-client-type", "V1")
+    source, listening = _ready(
+        said, "connect", "--secret", secret, "-s", "0", "--destination-client-type", "V1"
+    )
+    (port,) = _ports(listening).values()
     assert _round_trip(port, b"hello, Device Client") == b"hello, Device Client"
     kinds = {(m.origin, m.service_id, m.connection_id) for m in deployed.plane.log(deployed.tunnel_id)}
     assert all(not service and not connection for _, service, connection in kinds)

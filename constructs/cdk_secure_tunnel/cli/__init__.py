@@ -15,12 +15,12 @@ exit status 0
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from ..localproxy.errors import ExitCode, LocalProxyError
 from . import connect, device
 from .aws_errors import explained
-from .output import PROGRAM, logging_to_stderr, say
+from .output import PROGRAM, logging_to_stderr, messages_to, say
 
 DESCRIPTION = """\
 Reach a device through an AWS IoT secure tunnel opened by the SecureTunnel construct: `connect` on the
@@ -67,21 +67,32 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns its exit status (see each command's --help)."""
-    arguments = parser().parse_args(argv)
-    try:
-        with logging_to_stderr(arguments.verbose):
-            return int(arguments.run(arguments))
-    except Exception as error:
-        known = error if isinstance(error, LocalProxyError) else explained(error)
-        if known is None:
-            raise  # a bug: its traceback is the report
-        say(f"error: {known}")
-        return int(known.exit_code)
-    except KeyboardInterrupt:
-        say("interrupted")
-        return int(ExitCode.INTERRUPTED)
+def main(argv: list[str] | None = None, *, stderr: TextIO | None = None) -> int:
+    """Run the command; returns its exit status (see each command's --help). Its messages and log go to
+    ``stderr`` (default: ``sys.stderr``), also when several commands run in threads of one process;
+    argparse's usage errors still go to ``sys.stderr``.
+
+    >>> import io
+    >>> said = io.StringIO()
+    >>> main(["device", "--notify", "/nonexistent", "--destination", "22"], stderr=said)
+    3
+    >>> print(said.getvalue().strip())
+    cdk-secure-tunnel: error: --notify: cannot read /nonexistent: No such file or directory
+    """
+    with messages_to(stderr):
+        arguments = parser().parse_args(argv)
+        try:
+            with logging_to_stderr(arguments.verbose):
+                return int(arguments.run(arguments))
+        except Exception as error:
+            known = error if isinstance(error, LocalProxyError) else explained(error)
+            if known is None:
+                raise  # a bug: its traceback is the report
+            say(f"error: {known}")
+            return int(known.exit_code)
+        except KeyboardInterrupt:
+            say("interrupted")
+            return int(ExitCode.INTERRUPTED)
 
 
 def console() -> None:

@@ -230,31 +230,41 @@ async def _connect(
             f"{name or 'service'} on {settings.bind_address}:{port}" for name, port in proxy.ports.items()
         )
         say(f"listening: {listening}")
+        command = _command(args.command, proxy.ports, settings.bind_address)
         watcher = (
-            asyncio.ensure_future(_watch_device(secret.session, refresher.document))
+            asyncio.ensure_future(_watch_device(secret.session, refresher.document, waiting=bool(command)))
             if document.tunnel_id
             else None
         )
         try:
-            command = _command(args.command, proxy.ports, settings.bind_address)
             if not command:
                 await running
                 return int(ExitCode.OK)
-            child = await asyncio.create_subprocess_exec(*command)
-            await first_done(child.wait(), running)
-            if running.done():
-                if child.returncode is None:
+            if watcher is not None:
+                # The service relays only to a connected peer: a client's first bytes sent before the device
+                # connects are lost, so the command starts once the device is there (or, unable to
+                # describe the tunnel, at once).
+                await first_done(watcher, running)
+            if not running.done():
+                child = await asyncio.create_subprocess_exec(*command)
+                await first_done(child.wait(), running)
+                if running.done() and child.returncode is None:
                     child.terminate()
                     await child.wait()
+            if running.done():
                 running.result()
+                return int(ExitCode.OK)
             return int(child.returncode or 0)
         finally:
             if watcher is not None:
                 watcher.cancel()
 
 
-async def _watch_device(session: Any, document: TokenDocument, interval: float = 2.0) -> None:
-    """Say whether the device is connected (DescribeTunnel), and when it connects."""
+async def _watch_device(
+    session: Any, document: TokenDocument, *, waiting: bool, interval: float = 1.0
+) -> None:
+    """Say whether the device is connected (DescribeTunnel), and when it connects; returns then, or at once
+    without permission to describe the tunnel."""
     assert document.tunnel_id is not None
     said = None
     while True:
@@ -266,7 +276,8 @@ async def _watch_device(session: Any, document: TokenDocument, interval: float =
             if state == "CONNECTED":
                 say("the device is connected")
                 return
-            say("the device is not connected yet; connections wait for it")
+            then = "the command starts once it is" if waiting else "what is sent before it connects is lost"
+            say(f"the device is not connected yet; {then}")
             said = state
         await asyncio.sleep(interval)
 

@@ -1,4 +1,5 @@
-"""What the command tells its user: status lines on stderr, and one progress line that updates in place.
+"""What the command tells its user: status lines on stderr (or the stream ``main`` is given), and one
+progress line that updates in place.
 
 stdout stays for the command run through the tunnel; on a terminal, progress rewrites one line, elsewhere
 (logs, CI) it prints a line only when the message changes other than in its figures.
@@ -9,20 +10,41 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TextIO
 
 PROGRAM = "cdk-secure-tunnel"
 
+# Where this command's messages go when its caller chose (``main(..., stderr=)``): a context variable, so
+# that commands run in threads of one process (an embedding program, the tests) each keep their own, and
+# the proxy's tasks and worker threads inherit it.
+_MESSAGES: ContextVar[TextIO | None] = ContextVar("messages", default=None)
+
+
+def messages() -> TextIO:
+    """The stream for the command's messages: the one its caller chose, else ``sys.stderr`` as it is now."""
+    return _MESSAGES.get() or sys.stderr
+
+
+@contextmanager
+def messages_to(stream: TextIO | None) -> Iterator[None]:
+    """The command's messages to ``stream`` (None: ``sys.stderr``) in this context."""
+    token = _MESSAGES.set(stream)
+    try:
+        yield
+    finally:
+        _MESSAGES.reset(token)
+
 
 def say(message: str, stream: TextIO | None = None) -> None:
-    print(f"{PROGRAM}: {message}", file=stream or sys.stderr, flush=True)
+    print(f"{PROGRAM}: {message}", file=stream or messages(), flush=True)
 
 
 class Progress:
     """One line of progress: ``update()`` as often as wanted, ``done()`` to end the line."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream or sys.stderr
+        self._stream = stream or messages()
         self._tty = self._stream.isatty()
         self._shown = ""
         self._width = 0
@@ -46,11 +68,11 @@ class Progress:
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+    """Writes to the messages stream of the context that logs (``messages()``), as it is at the time."""
 
     @property
     def stream(self) -> TextIO:
-        return sys.stderr
+        return messages()
 
     @stream.setter
     def stream(self, _: TextIO) -> None:
