@@ -243,6 +243,22 @@ def test_connect_runs_a_client_through_both_services(deployed: Deployment, said:
     assert "The tunnel was closed" in err
 
 
+def test_connect_starts_its_command_once_the_device_connects(
+    deployed: Deployment, said: Said, device_services: dict[str, int], tmp_path: Path
+) -> None:
+    # The service relays only to a connected peer: a client started before the device would lose its bytes.
+    connecting = Run("connect", "--secret", deployed.source_secret, *CLIENT_COMMAND, stderr=said)
+    connecting.start()
+    said.wait_for("the device is not connected yet; the command starts once it is", after=0)
+    assert connecting.is_alive()
+    notify = str(deployed.notify_file(tmp_path))
+    services = f"SSH={device_services['SSH']},HTTP={device_services['HTTP']}"
+    device, _ = _ready(said, "device", "--notify", notify, "-d", services)
+    assert connecting.result() == 0  # every byte of both services came back
+    deployed.cloudformation.destroy()
+    assert device.result() == 5
+
+
 @pytest.mark.usefixtures("device")
 def test_connect_as_a_process_finds_the_tunnel_by_stack_and_construct_path(deployed: Deployment) -> None:
     completed = subprocess.run(
