@@ -568,7 +568,8 @@ def test_open_tunnel_limit_counts_open_tunnels_and_changes_at_runtime(
 
 
 def test_rate_limit_throttles_one_operation(client: Any, tunnel_emulator: TunnelEmulator) -> None:
-    tunnel_emulator.limit_rate("OpenTunnel", per_second=1)
+    # The bucket's time stands still: no token comes back however long the calls take to arrive.
+    tunnel_emulator.limit_rate("OpenTunnel", per_second=1, monotonic=ManualClock(start=0).now)
     open_tunnel(client)
     with pytest.raises(ClientError) as raised:
         open_tunnel(client)
@@ -578,15 +579,20 @@ def test_rate_limit_throttles_one_operation(client: Any, tunnel_emulator: Tunnel
     open_tunnel(client)
 
 
-def test_rate_limit_refills_on_real_time(client: Any, tunnel_emulator: TunnelEmulator) -> None:
-    # One token a second: the three calls must only fit in a second, however loaded the machine.
-    tunnel_emulator.limit_rate(None, per_second=1, burst=2)
+def test_rate_limit_refills_with_time(client: Any, tunnel_emulator: TunnelEmulator) -> None:
+    bucket_time = ManualClock(start=0)
+    tunnel_emulator.limit_rate(None, per_second=1, burst=2, monotonic=bucket_time.now)
     client.list_tunnels()
     client.list_tunnels()
     with pytest.raises(ClientError, match="ThrottlingException"):
         client.list_tunnels()
-    time.sleep(1.1)
+    bucket_time.advance(0.5)  # half a token
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        client.list_tunnels()
+    bucket_time.advance(0.5)
     client.list_tunnels()
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        client.list_tunnels()
 
 
 @pytest.mark.parametrize("mode", ["legacy", "standard", "adaptive"])
