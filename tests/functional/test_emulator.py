@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from botocore.model import ListShape, Shape, StructureShape
 from cdk_secure_tunnel.protocol.handshake import SUBPROTOCOL_V3
 from cdk_secure_tunnel.testing import LocalAws, ManualClock, TunnelEmulator
+from support.processes import read_lines
 from tunnel_lambda.contract import DEFAULT_LIFETIME_MINUTES
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
@@ -724,11 +725,8 @@ def test_command_line_serves_until_terminated() -> None:
         text=True,
     )
     try:
-        assert process.stdout is not None
         environment = {}
-        while "AWS_SECRET_ACCESS_KEY" not in environment:
-            line = process.stdout.readline()
-            assert line, "the emulator exited before printing its environment"
+        for line in read_lines(process, until=lambda line: line.startswith("export AWS_SECRET_ACCESS_KEY=")):
             if line.startswith("export "):
                 name, _, value = line.removeprefix("export ").strip().partition("=")
                 environment[name] = value
