@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from botocore.model import ListShape, Shape, StructureShape
 from cdk_secure_tunnel.protocol.handshake import SUBPROTOCOL_V3
 from cdk_secure_tunnel.testing import LocalAws, ManualClock, TunnelEmulator
+from support.processes import read_lines
 from tunnel_lambda.contract import DEFAULT_LIFETIME_MINUTES
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
@@ -568,7 +569,8 @@ def test_open_tunnel_limit_counts_open_tunnels_and_changes_at_runtime(
 
 
 def test_rate_limit_throttles_one_operation(client: Any, tunnel_emulator: TunnelEmulator) -> None:
-    tunnel_emulator.limit_rate("OpenTunnel", per_second=1)
+    # The bucket's time stands still: no token comes back however long the calls take to arrive.
+    tunnel_emulator.limit_rate("OpenTunnel", per_second=1, monotonic=ManualClock(start=0).now)
     open_tunnel(client)
     with pytest.raises(ClientError) as raised:
         open_tunnel(client)
@@ -578,15 +580,20 @@ def test_rate_limit_throttles_one_operation(client: Any, tunnel_emulator: Tunnel
     open_tunnel(client)
 
 
-def test_rate_limit_refills_on_real_time(client: Any, tunnel_emulator: TunnelEmulator) -> None:
-    # One token a second: the three calls must only fit in a second, however loaded the machine.
-    tunnel_emulator.limit_rate(None, per_second=1, burst=2)
+def test_rate_limit_refills_with_time(client: Any, tunnel_emulator: TunnelEmulator) -> None:
+    bucket_time = ManualClock(start=0)
+    tunnel_emulator.limit_rate(None, per_second=1, burst=2, monotonic=bucket_time.now)
     client.list_tunnels()
     client.list_tunnels()
     with pytest.raises(ClientError, match="ThrottlingException"):
         client.list_tunnels()
-    time.sleep(1.1)
+    bucket_time.advance(0.5)  # half a token
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        client.list_tunnels()
+    bucket_time.advance(0.5)
     client.list_tunnels()
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        client.list_tunnels()
 
 
 @pytest.mark.parametrize("mode", ["legacy", "standard", "adaptive"])
@@ -718,11 +725,8 @@ def test_command_line_serves_until_terminated() -> None:
         text=True,
     )
     try:
-        assert process.stdout is not None
         environment = {}
-        while "AWS_SECRET_ACCESS_KEY" not in environment:
-            line = process.stdout.readline()
-            assert line, "the emulator exited before printing its environment"
+        for line in read_lines(process, until=lambda line: line.startswith("export AWS_SECRET_ACCESS_KEY=")):
             if line.startswith("export "):
                 name, _, value = line.removeprefix("export ").strip().partition("=")
                 environment[name] = value

@@ -498,12 +498,25 @@ def test_an_update_delivered_twice_at_once_answers_one_replacement_from_both(
 
 
 class _Context:
-    """A Lambda context whose invocation ends ``seconds`` from now."""
+    """A Lambda context whose invocation ends ``seconds`` after ``start()``.
+
+    The time starts with the invocation under test, not when the test begins: what a test does before it
+    (a Create to update) takes however long the machine needs without eating into the invocation's time.
+    """
 
     def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
+        self.seconds = seconds
+        self.end: float | None = None
+
+    def start(self) -> "_Context":
+        self.end = time.monotonic() + self.seconds
+        return self
+
+    def timed_out(self) -> bool:
+        return self.end is not None and time.monotonic() >= self.end
 
     def get_remaining_time_in_millis(self) -> int:
+        assert self.end is not None, "the invocation has not started: call start()"
         return int((self.end - time.monotonic()) * 1000)
 
 
@@ -526,15 +539,15 @@ def _throttled(request: Any, **_: Any) -> AWSResponse:
 
 @pytest.fixture
 def lambda_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Context]:
-    """An invocation with 3 s left, 1 s of it kept for the clean-up, and a runtime that stops every call
-    once the time is up."""
+    """An invocation with 3 s left from its ``start()``, 1 s of it kept for the clean-up, and a runtime
+    that stops every call once the time is up."""
     monkeypatch.setattr(aws_clients, "CLEANUP_RESERVE_S", 1.0, raising=False)
     monkeypatch.setattr(aws_clients, "_ANSWER_S", 0.5, raising=False)
     monkeypatch.setattr(aws_clients, "_THROTTLING_CAP_S", 0.05)
     context = _Context(3.0)
 
     def runtime(**_: Any) -> None:
-        if context.get_remaining_time_in_millis() <= 0:
+        if context.timed_out():
             raise _TimedOut
 
     clients = (aws_clients.tunneling(), aws_clients.secrets())
@@ -557,7 +570,7 @@ def test_a_replacement_whose_write_is_throttled_past_the_deadline_is_closed_befo
         # Throttling is retried until the invocation's deadline, not for its 90 s budget: the error
         # reaches the caller with time left to close the replacement.
         with pytest.raises(ClientError, match="ThrottlingException"):
-            on_event(updated, lambda_timeout)
+            on_event(updated, lambda_timeout.start())
     finally:
         events.unregister("before-send.secrets-manager.PutSecretValue", unique_id="throttled")
     assert lambda_timeout.get_remaining_time_in_millis() > 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 from cdk_secure_tunnel.testing import LocalAws
+from support.processes import STARTUP_TIMEOUT, read_lines
 
 # What a developer's shell often has: each would send boto3 elsewhere, or fail on a missing profile.
 DEVELOPER_SHELL = {
@@ -103,13 +104,9 @@ def _foreground(*arguments: str) -> Iterator[subprocess.Popen[str]]:
 
 def test_the_server_prints_export_lines_before_serving() -> None:
     with _foreground() as server:
-        assert server.stdout is not None
-        first = server.stdout.readline()
-        exports = []
-        while not exports or not exports[-1].startswith("export AWS_SHARED_CREDENTIALS_FILE="):
-            line = server.stdout.readline()
-            assert line, "the server stopped before printing its environment"
-            exports.append(line)
+        first, *exports = read_lines(
+            server, until=lambda line: line.startswith("export AWS_SHARED_CREDENTIALS_FILE=")
+        )
     assert first.startswith("unset ")
     assert "AWS_PROFILE" in first.split()
     assert exports[0].startswith("export AWS_ENDPOINT_URL_IOTSECURETUNNELING=http://127.0.0.1:")
@@ -120,10 +117,11 @@ def test_the_server_prints_export_lines_before_serving() -> None:
 def test_the_env_file_is_for_source_and_goes_when_the_server_stops(tmp_path: Path) -> None:
     env_file = tmp_path / "local-aws.env"
     with _foreground("--env-file", str(env_file)) as server:
-        assert server.stdout is not None
-        server.stdout.readline()  # the file is written after the same lines are printed
+        read_lines(server, until=lambda _: True)  # the file is written after the same lines are printed
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         while not env_file.exists():
-            assert server.poll() is None
+            assert server.poll() is None, "the server exited before writing its env file"
+            assert time.monotonic() < deadline, f"no env file after {STARTUP_TIMEOUT} s"
             time.sleep(0.05)
         result = _shell(f". {env_file} && {CLIENT}")
         assert result.returncode == 0, result.stderr

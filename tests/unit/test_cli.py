@@ -1,6 +1,7 @@
 """The command's pieces that need no tunnel: help, usage errors, the reference proxy's command line."""
 
 import argparse
+import logging
 import os
 import re
 import socket
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cdk_secure_tunnel.cli import connect, main
+from cdk_secure_tunnel.cli import connect, main, output
 from cdk_secure_tunnel.cli.documents import TokenDocument
 from cdk_secure_tunnel.cli.lookup import secret_logical_id
 from cdk_secure_tunnel.localproxy import ProxySettings, Target
@@ -183,3 +184,35 @@ def test_a_client_token_on_the_command_line_is_warned_about(capsys: pytest.Captu
     from_environment = argparse.Namespace(no_client_token=False, client_token=None)
     assert common.client_token(from_environment, {"AWSIOT_TUNNEL_CLIENT_TOKEN": "e" * 36}) == "e" * 36
     assert capsys.readouterr().err == ""
+
+
+def _logger_states() -> list[tuple[int, bool, list[logging.Handler]]]:
+    return [
+        (logger.level, logger.propagate, list(logger.handlers))
+        for logger in map(logging.getLogger, output.LOGGERS)
+    ]
+
+
+def test_overlapping_commands_put_the_loggers_back_whatever_order_they_end() -> None:
+    # Two commands in threads of one process (the e2e tests' device and connect) ending in the order they
+    # started: the first to end must not restore while the other runs, nor the last restore what the
+    # first had set up (WARNING, propagation off, for the rest of the process).
+    loggers = [logging.getLogger(name) for name in output.LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        before = _logger_states()
+        first, second = output.logging_to_stderr(verbosity=0), output.logging_to_stderr(verbosity=2)
+        first.__enter__()
+        assert {level for level, _, _ in _logger_states()} == {logging.WARNING}
+        second.__enter__()
+        first.__exit__(None, None, None)
+        during = _logger_states()
+        assert all(not propagate and len(handlers) == 1 for _, propagate, handlers in during)
+        assert {level for level, _, _ in during} == {logging.DEBUG}  # the running command's -vv
+        second.__exit__(None, None, None)
+        assert _logger_states() == before
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

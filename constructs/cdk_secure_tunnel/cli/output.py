@@ -8,6 +8,7 @@ stdout stays for the command run through the tunnel; on a terminal, progress rew
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -83,23 +84,66 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 LOGGERS = ("cdk_secure_tunnel.localproxy", "cdk_secure_tunnel.cli")
 
 
+class _CommandLogging:
+    """The loggers' set-up, shared by the commands running at once in one process (tests run ``device``
+    and ``connect`` in threads): the first to start saves the loggers' state and adds the handler, the
+    last to end puts the state back, in whatever order they end. While several run, the most verbose
+    one's level applies: they write to the same stderr."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._verbosities: list[int] = []
+        self._saved: list[tuple[logging.Logger, int, bool]] = []
+        self._handler = _StderrHandler()
+        self._handler.setFormatter(logging.Formatter(f"{PROGRAM}: %(message)s"))
+
+    def enter(self, verbosity: int) -> None:
+        with self._lock:
+            if not self._verbosities:
+                for name in LOGGERS:
+                    logger = logging.getLogger(name)
+                    self._saved.append((logger, logger.level, logger.propagate))
+                    logger.addHandler(self._handler)
+                    logger.propagate = False
+            self._verbosities.append(verbosity)
+            self._set_level()
+
+    def exit(self, verbosity: int) -> None:
+        with self._lock:
+            self._verbosities.remove(verbosity)
+            if self._verbosities:
+                self._set_level()
+                return
+            for logger, level, propagate in self._saved:
+                logger.removeHandler(self._handler)
+                logger.setLevel(level)
+                logger.propagate = propagate
+            self._saved.clear()
+
+    def _set_level(self) -> None:
+        level = max(logging.WARNING - 10 * max(self._verbosities), logging.DEBUG)
+        for logger, _, _ in self._saved:
+            logger.setLevel(level)
+
+
+_COMMAND_LOGGING = _CommandLogging()
+
+
 @contextmanager
 def logging_to_stderr(verbosity: int) -> Iterator[None]:
     """The proxy's log on stderr while the command runs: warnings by default, ``-v`` info, ``-vv`` debug
-    (never tokens); the loggers are put back as they were afterwards."""
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(f"{PROGRAM}: %(message)s"))
-    saved = []
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level, logger.propagate))
-        logger.addHandler(handler)
-        logger.setLevel(max(logging.WARNING - 10 * verbosity, logging.DEBUG))
-        logger.propagate = False
+    (never tokens); the loggers are put back as they were once the last command running ends.
+
+    >>> proxy_log = logging.getLogger("cdk_secure_tunnel.localproxy")
+    >>> before = (proxy_log.level, proxy_log.propagate, list(proxy_log.handlers))
+    >>> with logging_to_stderr(verbosity=1):
+    ...     logging.getLevelName(proxy_log.level), proxy_log.propagate
+    ('INFO', False)
+    >>> (proxy_log.level, proxy_log.propagate, list(proxy_log.handlers)) == before
+    True
+    """
+    _COMMAND_LOGGING.enter(verbosity)
     try:
         yield
     finally:
-        for logger, level, propagate in saved:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-            logger.propagate = propagate
+        _COMMAND_LOGGING.exit(verbosity)

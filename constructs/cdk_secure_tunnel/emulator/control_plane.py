@@ -23,6 +23,7 @@ True
 import copy
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 from ..protocol.handshake import Mode
@@ -126,24 +127,37 @@ class TunnelEmulator:
         with self._lock:
             self._store.max_open_tunnels = limit
 
-    def limit_rate(self, operation: str | None, per_second: float | None, burst: float | None = None) -> None:
-        """Answer ThrottlingException to calls beyond ``per_second`` (a token bucket on real time).
+    def limit_rate(
+        self,
+        operation: str | None,
+        per_second: float | None,
+        burst: float | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Answer ThrottlingException to calls beyond ``per_second`` (a token bucket).
 
         ``operation=None`` limits all operations together; ``per_second=None`` removes the limit. ``burst``
-        is the bucket's size (default: one second's worth, at least 1).
+        is the bucket's size (default: one second's worth, at least 1). ``monotonic`` is the bucket's time
+        in seconds (default: real monotonic time, not the emulator's ``clock``); a test that passes its own,
+        such as a ``ManualClock``'s ``now``, throttles the same however slowly its calls arrive.
 
+        >>> from cdk_secure_tunnel.emulator import ManualClock
         >>> emulator = TunnelEmulator()
-        >>> emulator.limit_rate("OpenTunnel", per_second=1)
+        >>> bucket_time = ManualClock(start=0)
+        >>> emulator.limit_rate("OpenTunnel", per_second=1, monotonic=bucket_time.now)
         >>> _ = emulator.handle("OpenTunnel", {})
         >>> emulator.handle("OpenTunnel", {})
         Traceback (most recent call last):
         ...
         cdk_secure_tunnel.emulator.errors.ServiceError: ThrottlingException: Rate exceeded
+        >>> _ = bucket_time.advance(1)  # a second later the bucket holds a token again
+        >>> _ = emulator.handle("OpenTunnel", {})
         >>> emulator.limit_rate(None, per_second=None)
         """
         self._check_operation(operation)
         with self._lock:
-            self._rate_limits.set(operation, per_second, burst)
+            self._rate_limits.set(operation, per_second, burst, monotonic)
 
     def fail_next(
         self,

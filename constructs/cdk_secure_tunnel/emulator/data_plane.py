@@ -72,6 +72,11 @@ Decisions (the guides are silent or only hint; each with its source):
 - A peer connecting for the first time: the other side is told nothing. Peers "have no knowledge if the
   other side has disconnected" (V2 guide, "Recovering from a crash"), and no message type announces a
   peer. Messages sent while the other side is away are dropped (``LoggedMessage.delivered_to`` is None).
+- A side is connected (DescribeTunnel's CONNECTED, ``connected()``, frames relayed to it) from the end of
+  its handshake, before SERVICE_IDS reaches it: once the handshake is acknowledged "we can say the tunnel
+  connection is established. After this, the Secure Tunneling service will send back control message
+  SERVICE_IDS" (V2 guide, "Step 1"). A client that has read SERVICE_IDS thus finds itself CONNECTED;
+  SERVICE_IDS is still the first message it gets.
 - A peer disconnecting: nothing is sent to the other side ("If there is a network issue with the
   WebSocket connection, no control message is necessary", V3 guide), and DescribeTunnel shows it
   DISCONNECTED.
@@ -466,11 +471,15 @@ class DataPlane:
             self._sessions[admission.tunnel_id] = session
         session.services = admission.services
         peer = _Peer(connection, upgrade.mode, upgrade.token, upgrade.version)
+        # The peer joins before its client can read SERVICE_IDS (see "Decisions"), with the message's
+        # record already logged. SERVICE_IDS still reaches it first: nothing else runs on the loop until
+        # ``send`` has written it (websockets writes a message before it can yield to the loop).
+        greeting = Message(type=Message.SERVICE_IDS, availableServiceIds=session.services)
         if peer.version >= 2:
-            await self._send(
-                session, peer, Message(type=Message.SERVICE_IDS, availableServiceIds=session.services)
-            )
+            self._log.add(session.tunnel_id, [logged("service", greeting, peer.mode)])
         self._join(session, peer)
+        if peer.version >= 2:
+            await self._write(peer, greeting)
         forwarder = asyncio.get_running_loop().create_task(self._forward(session, peer))
         try:
             await self._receive(session, peer)
@@ -573,6 +582,10 @@ class DataPlane:
     async def _send(self, session: _Session, peer: _Peer, message: Message) -> None:
         """Send a message of the service's own to ``peer``."""
         self._log.add(session.tunnel_id, [logged("service", message, peer.mode)])
+        await self._write(peer, message)
+
+    @staticmethod
+    async def _write(peer: _Peer, message: Message) -> None:
         with contextlib.suppress(ConnectionClosed):
             await peer.connection.send(encode(message))
 

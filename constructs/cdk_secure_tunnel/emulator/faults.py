@@ -14,8 +14,10 @@ from .errors import ServiceError
 class TokenBucket:
     """``per_second`` requests on average with bursts of up to ``burst`` (default: one second's worth).
 
-    It runs on real monotonic time, never on the emulator's (possibly manual) clock: throttling is about
-    how fast a client really calls, which a test's fast-forwarded clock says nothing about.
+    It runs on ``monotonic``, real monotonic time by default, not on the emulator's (possibly manual)
+    clock: throttling is about how fast a client really calls, which a test's fast-forwarded tunnel
+    lifetimes say nothing about. A test that must not depend on how fast the machine is passes a time
+    source of its own.
     """
 
     def __init__(
@@ -45,11 +47,17 @@ class RateLimits:
 
     buckets: dict[str | None, TokenBucket] = field(default_factory=dict)
 
-    def set(self, operation: str | None, per_second: float | None, burst: float | None = None) -> None:
+    def set(
+        self,
+        operation: str | None,
+        per_second: float | None,
+        burst: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         if per_second is None:
             self.buckets.pop(operation, None)
         else:
-            self.buckets[operation] = TokenBucket(per_second, burst)
+            self.buckets[operation] = TokenBucket(per_second, burst, monotonic)
 
     def admit(self, operation: str) -> bool:
         """Whether a call may go ahead; a call counts against a bucket only when every bucket admits it."""
