@@ -88,7 +88,8 @@ class _CommandLogging:
     """The loggers' set-up, shared by the commands running at once in one process (tests run ``device``
     and ``connect`` in threads): the first to start saves the loggers' state and adds the handler, the
     last to end puts the state back, in whatever order they end. While several run, the most verbose
-    one's level applies: they write to the same stderr."""
+    one's level applies (the loggers are the process's); each record still goes to the messages stream of
+    the command that logs it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
