@@ -1,11 +1,13 @@
 """The data plane's opening handshake, spoken by a raw WebSocket client: every refusal with its status and
 message, single-use tokens and client-token reconnects, version negotiation, injected 5xx, TLS."""
 
+import http.client
 import os
 import ssl
 import urllib.error
 import urllib.request
 import uuid
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -100,6 +102,36 @@ def test_the_mode_must_be_the_tokens(url: str, tunnel: Tunnel) -> None:
         "The access token is a source token: connect with local-proxy-mode=source",
     )
     # A refused handshake does not spend the token.
+    with peer(url, "source", tunnel.source_token) as source:
+        assert source.receive().type == Message.SERVICE_IDS
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "status"),
+    [
+        ("Sec-WebSocket-Key", "not base64!", 400),
+        ("Sec-WebSocket-Key", "c2hvcnQ=", 400),
+        ("Connection", "keep-alive", 426),
+    ],
+    ids=["a key that is not base64", "a key of 5 bytes", "no Connection: upgrade"],
+)
+def test_a_malformed_upgrade_is_refused_without_spending_the_token(
+    url: str, tunnel: Tunnel, name: str, value: str, status: int
+) -> None:
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Protocol": SUBPROTOCOL_V3,
+        "access-token": tunnel.source_token,
+    } | {name: value}
+    connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=TIMEOUT)
+    try:
+        connection.request("GET", "/tunnel?local-proxy-mode=source", headers=headers)
+        assert connection.getresponse().status == status  # websockets' own answer
+    finally:
+        connection.close()
     with peer(url, "source", tunnel.source_token) as source:
         assert source.receive().type == Message.SERVICE_IDS
 

@@ -142,7 +142,7 @@ from .relay import (
     other,
 )
 from .tls import ServerCredentials
-from .upgrade import Refusal, Upgrade, is_websocket_upgrade, parse_upgrade
+from .upgrade import Refusal, Upgrade, is_websocket_upgrade, parse_upgrade, websockets_accepts
 
 __all__ = ["Authority", "DataPlane", "LoggedMessage", "Refusal"]
 
@@ -436,6 +436,8 @@ class DataPlane:
             return connection.respond(injected.status, injected.message + "\n")
         try:
             upgrade = parse_upgrade(request.path, request.headers)
+            if not websockets_accepts(request):
+                return None  # a malformed upgrade: websockets answers it, before the token is spent
             tunnel_id, services = self._authority.admit_connection(
                 upgrade.token, upgrade.mode, upgrade.client_token
             )

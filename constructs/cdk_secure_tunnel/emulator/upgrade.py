@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHandshake
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
 
 from ..protocol import handshake
 from ..protocol.handshake import Mode
@@ -70,6 +73,18 @@ def is_websocket_upgrade(headers: Headers) -> bool:
         and "Sec-WebSocket-Key" in headers
         and headers.get("Sec-WebSocket-Version", "").strip() == "13"
     )
+
+
+def websockets_accepts(request: Request) -> bool:
+    """Whether websockets will complete this upgrade, by its own checks (method, HTTP version,
+    ``Connection``, ``Upgrade``, a 16-byte key, version 13, a parsable offer). Asked after the service's own
+    checks (their messages say more) and before the token is spent: websockets answers the rest itself,
+    and a refused handshake spends no token."""
+    try:
+        ServerProtocol().process_request(request)
+    except InvalidHandshake:
+        return False
+    return True
 
 
 def parse_upgrade(path: str, headers: Headers) -> Upgrade:
