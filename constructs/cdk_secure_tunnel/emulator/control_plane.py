@@ -54,10 +54,13 @@ class TunnelEmulator:
 
     - ``clock``: where tunnel times come from (``ManualClock`` to fast-forward lifetimes).
     - ``max_open_tunnels``: OpenTunnel answers LimitExceededException past it (``None``: no limit).
-    - ``latency``: seconds each call waits before it is handled.
+    - ``latency``: seconds each call waits before it is handled (the API's; the data plane's own
+      ``data_plane.latency`` delays relayed frames).
     - ``region``: used for requests whose Authorization header names no SigV4 credential scope.
     - ``account``: the account id in tunnel ARNs.
-    - ``data_plane``: the tunnels' WebSocket endpoint, served beside the control plane (faults, log).
+    - ``data_plane``: the tunnels' WebSocket endpoint, served beside the control plane. Its faults sit on
+      it (``refuse_handshakes``, ``drop``, ``latency``, ``limit_bandwidth``, ``reset_session``) beside its
+      traffic ``log``, because they act on connections rather than calls; ``reset()`` clears both planes'.
     """
 
     def __init__(
