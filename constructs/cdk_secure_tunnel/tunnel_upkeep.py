@@ -205,8 +205,13 @@ class TunnelUpkeep(Construct):
 
     def _target(self, interval: int) -> scheduler.CfnSchedule.TargetProperty:
         """Each run renews what ends before the next run's margin: within ``interval + margin`` minutes,
-        and leaves alone a tunnel opened less than ``interval`` ago that outlives the next run (see
-        tunnel_lambda/renewal.py ``is_due``).
+        and leaves alone a tunnel opened at or after its own scheduled time (a retry or a second delivery
+        of the run that opened it), and one opened less than ``interval`` ago that outlives the next run
+        (see tunnel_lambda/renewal.py ``is_due``).
+
+        Scheduler replaces its context attributes in any target's input, a Lambda function's included
+        (EventBridge Scheduler User Guide, "Adding context attributes"; aws-cdk-lib's
+        ``aws_scheduler.ContextAttribute`` is meant for the same input).
         """
         return scheduler.CfnSchedule.TargetProperty(
             arn=self.function_arn,
@@ -216,6 +221,7 @@ class TunnelUpkeep(Construct):
                     ScheduleInput.STACK_ID: STACK_ID,
                     ScheduleInput.RENEW_WITHIN_MINUTES: interval + RENEWAL_MARGIN_MINUTES,
                     ScheduleInput.INTERVAL_MINUTES: interval,
+                    ScheduleInput.SCHEDULED_TIME: ScheduleInput.SCHEDULED_TIME_ATTRIBUTE,
                 }
             ),
             # A missed run is made up by the next one, which looks at every tunnel again.

@@ -104,3 +104,8 @@ class ScheduleInput:
     RENEW_WITHIN_MINUTES: Final = "renewWithinMinutes"
     # The schedule's rate: a tunnel opened less than this ago is left alone if it outlives the next run.
     INTERVAL_MINUTES: Final = "intervalMinutes"
+    # When this run was scheduled (ISO 8601, e.g. 2026-01-01T10:50:00Z): EventBridge Scheduler substitutes
+    # SCHEDULED_TIME_ATTRIBUTE in the target's Input on every attempt, and a retry or a second delivery
+    # of a run keeps its scheduled time. A tunnel created at or after it was opened by this very run.
+    SCHEDULED_TIME: Final = "scheduledTime"
+    SCHEDULED_TIME_ATTRIBUTE: Final = "<aws.scheduler.scheduled-time>"
