@@ -97,7 +97,7 @@ class SecureTunnel(Construct):
             is refused, because no grant reaches its key. Default: the account's ``aws/secretsmanager`` key.
         :param store_destination_token: Whether a secret also holds the destination token. Default: true
             without a ``thing``, false with one (the device already gets its token, and every extra copy of
-            a token is exposure).
+            a token is exposure). False without a ``thing`` is refused: nothing would deliver the token.
         :param rotate_on_demand: Whether Secrets Manager can rotate the token secrets, so that
             ``aws secretsmanager rotate-secret`` (or "Rotate secret immediately" in the console) gives a
             fresh token: a token connects only once. Adds a rotation schedule without rules to each

@@ -63,6 +63,7 @@ class TunnelSettings:
             else DEFAULT_LIFETIME_MINUTES
         )
         store_destination_token = validation.check_flag("store_destination_token", store_destination_token)
+        validation.check_destination_token_kept(store_destination_token, thing_name)
         rotate_on_demand = validation.check_flag("rotate_on_demand", rotate_on_demand)
         renew = validation.check_flag("renew", renew)
         rotation_schedule = _rotation_schedule(rotate_every, rotate_on_demand)

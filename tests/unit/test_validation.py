@@ -56,6 +56,12 @@ def stack() -> Stack:
             "services: got 'VNC'; expected a list of 1 to 3 service names, e.g. ['VNC'], not a string",
         ),
         ({"services": 22}, "services: got 22; expected a list of 1 to 3 service names"),
+        # bytes are a sequence of ints: b"SSH" would be the services 83, 83 and 72.
+        (
+            {"services": b"SSH"},
+            "services: got b'SSH'; expected a list of 1 to 3 service names, e.g. ['SSH'], not bytes",
+        ),
+        ({"services": bytearray(b"RDP")}, "services: got bytearray(b'RDP'); expected a list of 1 to 3"),
         ({"services": [None]}, "services: got None; expected 1-128 characters of a-z"),
         ({"services": ["SSH", 22]}, "services: got 22; expected 1-128 characters"),
         ({"tags": {"team": 5}}, "tags value of 'team': got 5; expected a string of 0-256 letters"),
@@ -68,6 +74,12 @@ def stack() -> Stack:
         ({"renew": "false"}, "renew: got 'false'; expected True or False"),
         ({"rotate_on_demand": 0}, "rotate_on_demand: got 0; expected True or False"),
         ({"store_destination_token": "yes"}, "store_destination_token: got 'yes'; expected True or False"),
+        # Without a thing only the secret delivers the destination token: nothing could connect the device.
+        (
+            {"store_destination_token": False},
+            "store_destination_token: got False without a thing; the destination token then reaches no "
+            "device (only a thing's device gets it from AWS IoT): leave it unset or pass a thing",
+        ),
     ],
 )
 def test_bad_props_raise_at_construction(stack: Stack, props: dict[str, object], message: str) -> None:
