@@ -170,7 +170,7 @@ class TunnelUpkeep(Construct):
         # CloudFormation deletes a resource before what it depends on: the schedule depends on every
         # renewing tunnel, so on destroy it goes first and no run starts while the tunnels are deleted.
         # (A run already under way loses its secret writes to each Delete and closes what it opened.)
-        self._schedule.add_dependency(resource)
+        self._schedule.add_resource_dependency(resource)
 
     def _create_schedule(self, interval: int) -> scheduler.CfnSchedule:
         self.role.add_to_policy(
