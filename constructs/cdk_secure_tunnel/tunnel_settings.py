@@ -6,7 +6,8 @@ field for field; both take names and defaults from ``tunnel_lambda.contract``.
 >>> settings.services, settings.max_lifetime_minutes, settings.store_destination_token, settings.rotates
 (('SSH',), 720, False, True)
 >>> settings.to_properties(source_secret_arn="arn:src", destination_secret_arn=None, tags=[])
-{'Description': 'Maintenance', 'SourceTokenSecretArn': 'arn:src', 'Tags': [], 'ThingName': 'pump-7'}
+{'Services': ['SSH'], 'MaxLifetimeMinutes': 720, 'Description': 'Maintenance',
+ 'SourceTokenSecretArn': 'arn:src', 'Tags': [], 'ThingName': 'pump-7'}
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -95,19 +96,18 @@ class TunnelSettings:
     ) -> dict[str, object]:
         """The resource's properties (but the service token) that ``TunnelSpec.from_properties`` reads.
 
-        ``tags`` are the rendered tags, which ``Tags.of(...)`` adds to. A property equal to the handler's
-        default is left out: that keeps templates small.
+        ``tags`` are the rendered tags, which ``Tags.of(...)`` adds to. The services and the lifetime are
+        written even when they equal the handler's defaults: the template then says what the tunnel is,
+        and the defaults matter only for properties written before (see ``contract.DEFAULT_SERVICES``).
         """
         properties: dict[str, object] = {
+            Property.SERVICES: list(self.services),
+            Property.MAX_LIFETIME_MINUTES: self.max_lifetime_minutes,
             Property.DESCRIPTION: self.description,
             Property.SOURCE_TOKEN_SECRET_ARN: source_secret_arn,
             Property.TAGS: tags,
         }
         optional: dict[str, object | None] = {
-            Property.SERVICES: list(self.services) if self.services != DEFAULT_SERVICES else None,
-            Property.MAX_LIFETIME_MINUTES: (
-                self.max_lifetime_minutes if self.max_lifetime_minutes != DEFAULT_LIFETIME_MINUTES else None
-            ),
             Property.THING_NAME: self.thing_name,
             Property.DESTINATION_TOKEN_SECRET_ARN: destination_secret_arn,
             Property.RENEW: True if self.renew else None,

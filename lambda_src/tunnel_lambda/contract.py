@@ -53,8 +53,11 @@ class Property:
     RENEW: Final = "Renew"
 
 
-# What the handler assumes for a property the template leaves out. The construct leaves a property out
-# when it equals its default, which keeps templates small.
+# What the handler assumes for a property the template leaves out. The construct writes both properties
+# into every template, but construct versions before it did left them out when they equalled these
+# defaults, and those properties still arrive (a rollback Update, or OldResourceProperties): so these
+# values keep their meaning. An Update from such properties to the same tunnel with the defaults written
+# is a no-op (tests/functional/test_handler.py).
 DEFAULT_SERVICES: Final = ("SSH",)
 # The service's own default too: a tunnel opened without a timeoutConfig lives this long.
 DEFAULT_LIFETIME_MINUTES: Final = MAX_LIFETIME_MINUTES
