@@ -116,18 +116,17 @@ class SecureTunnel(Construct):
         stack = stack_of(scope)
         settings = TunnelSettings.from_props(
             default_description=lambda: _default_description(stack, self.node.path),
-            thing_name=self._thing_name(thing),
+            thing=thing,
             services=services,
             max_lifetime=max_lifetime,
             description=description,
             tags=tags,
+            encryption_key=encryption_key,
             store_destination_token=store_destination_token,
             rotate_on_demand=rotate_on_demand,
             rotate_every=rotate_every,
             renew=renew,
         )
-        if encryption_key is not None:
-            validation.check_encryption_key(encryption_key)
         self._tags = TagManager(TagType.KEY_VALUE, RESOURCE_TYPE)
         for key, value in settings.tags.items():
             self._tags.set_tag(key, value)
@@ -137,7 +136,7 @@ class SecureTunnel(Construct):
             self, rendered_tags
         )
 
-        secrets = self._token_secrets(settings, encryption_key)
+        secrets = self._token_secrets(settings)
         self.source_token_secret: secretsmanager.ISecret = secrets["SourceToken"]
         self.destination_token_secret: secretsmanager.ISecret | None = secrets.get("DestinationToken")
         self._services = list(settings.services)
@@ -161,11 +160,11 @@ class SecureTunnel(Construct):
         upkeep = TunnelUpkeep.of(stack) if settings.rotates or settings.renew else None
         # The rotation function, which RotateSecret needs the caller to be allowed to invoke (grant_connect).
         self._rotation_function_arn = upkeep.function_arn if upkeep is not None and settings.rotates else None
-        if encryption_key is not None:
+        if settings.encryption_key is not None:
             # Every function that reads or writes the token secrets may use their key.
             for function in (provider, upkeep):
                 if function is not None:
-                    function.allow_key(encryption_key)
+                    function.allow_key(settings.encryption_key)
         if upkeep is not None and settings.rotates:
             for secret_id, secret_arn in secret_arns.items():
                 upkeep.rotate(
@@ -304,19 +303,7 @@ class SecureTunnel(Construct):
         connection.cli_command()  # checks the options now, at synth, whichever command is asked for
         return connection
 
-    @staticmethod
-    def _thing_name(thing: "str | iot.CfnThing | None") -> str | None:
-        if thing is None:
-            return None
-        if isinstance(thing, iot.CfnThing):
-            return thing.ref  # a CfnThing's Ref is its name
-        if not isinstance(thing, str):
-            raise TypeError(f"thing: got {thing!r}; expected a thing name or an aws_iot.CfnThing")
-        return validation.check_name("thing", thing)
-
-    def _token_secrets(
-        self, settings: TunnelSettings, encryption_key: kms.IKey | None
-    ) -> dict[str, secretsmanager.Secret]:
+    def _token_secrets(self, settings: TunnelSettings) -> dict[str, secretsmanager.Secret]:
         """The token secrets by construct id: ``SourceToken``, and ``DestinationToken`` if kept."""
         kept = {"DestinationToken": "destination"} if settings.store_destination_token else {}
         modes = {"SourceToken": "source", **kept}
@@ -326,7 +313,7 @@ class SecureTunnel(Construct):
                 secret_id,
                 # The secret's name, made from its logical id, already names the tunnel.
                 description=f"cdk-secure-tunnel: {client_mode} token",
-                encryption_key=encryption_key,
+                encryption_key=settings.encryption_key,
                 # A closed tunnel's token is useless: nothing is lost when the stack goes.
                 removal_policy=RemovalPolicy.DESTROY,
             )
