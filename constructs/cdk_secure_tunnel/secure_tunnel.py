@@ -88,7 +88,7 @@ class SecureTunnel(Construct):
             ``[a-zA-Z0-9:_-]``. Default: ``["SSH"]``.
         :param max_lifetime: How long the tunnel stays open, in whole minutes from 1 minute to 12 hours.
             Changing it replaces the tunnel. Default: 12 hours, the service's maximum.
-        :param description: Up to 2048 characters without control characters. Changing it replaces the
+        :param description: 1 to 2048 characters without control characters. Changing it replaces the
             tunnel. Default: names the stack and this construct's path.
         :param tags: Tags for the tunnel; ``Tags.of(scope).add(...)`` reaches it too. Keys starting with
             ``aws:`` or ``cdk-secure-tunnel:`` are reserved. Default: no tags of yours.
