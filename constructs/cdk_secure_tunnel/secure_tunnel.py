@@ -88,7 +88,7 @@ class SecureTunnel(Construct):
             ``[a-zA-Z0-9:_-]``. Default: ``["SSH"]``.
         :param max_lifetime: How long the tunnel stays open, in whole minutes from 1 minute to 12 hours.
             Changing it replaces the tunnel. Default: 12 hours, the service's maximum.
-        :param description: Up to 2048 characters without control characters. Changing it replaces the
+        :param description: 1 to 2048 characters without control characters. Changing it replaces the
             tunnel. Default: names the stack and this construct's path.
         :param tags: Tags for the tunnel; ``Tags.of(scope).add(...)`` reaches it too. Keys starting with
             ``aws:`` or ``cdk-secure-tunnel:`` are reserved. Default: no tags of yours.
@@ -97,7 +97,7 @@ class SecureTunnel(Construct):
             is refused, because no grant reaches its key. Default: the account's ``aws/secretsmanager`` key.
         :param store_destination_token: Whether a secret also holds the destination token. Default: true
             without a ``thing``, false with one (the device already gets its token, and every extra copy of
-            a token is exposure).
+            a token is exposure). False without a ``thing`` is refused: nothing would deliver the token.
         :param rotate_on_demand: Whether Secrets Manager can rotate the token secrets, so that
             ``aws secretsmanager rotate-secret`` (or "Rotate secret immediately" in the console) gives a
             fresh token: a token connects only once. Adds a rotation schedule without rules to each
@@ -116,18 +116,17 @@ class SecureTunnel(Construct):
         stack = stack_of(scope)
         settings = TunnelSettings.from_props(
             default_description=lambda: _default_description(stack, self.node.path),
-            thing_name=self._thing_name(thing),
+            thing=thing,
             services=services,
             max_lifetime=max_lifetime,
             description=description,
             tags=tags,
+            encryption_key=encryption_key,
             store_destination_token=store_destination_token,
             rotate_on_demand=rotate_on_demand,
             rotate_every=rotate_every,
             renew=renew,
         )
-        if encryption_key is not None:
-            validation.check_encryption_key(encryption_key)
         self._tags = TagManager(TagType.KEY_VALUE, RESOURCE_TYPE)
         for key, value in settings.tags.items():
             self._tags.set_tag(key, value)
@@ -137,7 +136,7 @@ class SecureTunnel(Construct):
             self, rendered_tags
         )
 
-        secrets = self._token_secrets(settings, encryption_key)
+        secrets = self._token_secrets(settings)
         self.source_token_secret: secretsmanager.ISecret = secrets["SourceToken"]
         self.destination_token_secret: secretsmanager.ISecret | None = secrets.get("DestinationToken")
         self._services = list(settings.services)
@@ -161,11 +160,11 @@ class SecureTunnel(Construct):
         upkeep = TunnelUpkeep.of(stack) if settings.rotates or settings.renew else None
         # The rotation function, which RotateSecret needs the caller to be allowed to invoke (grant_connect).
         self._rotation_function_arn = upkeep.function_arn if upkeep is not None and settings.rotates else None
-        if encryption_key is not None:
+        if settings.encryption_key is not None:
             # Every function that reads or writes the token secrets may use their key.
             for function in (provider, upkeep):
                 if function is not None:
-                    function.allow_key(encryption_key)
+                    function.allow_key(settings.encryption_key)
         if upkeep is not None and settings.rotates:
             for secret_id, secret_arn in secret_arns.items():
                 upkeep.rotate(
@@ -304,19 +303,7 @@ class SecureTunnel(Construct):
         connection.cli_command()  # checks the options now, at synth, whichever command is asked for
         return connection
 
-    @staticmethod
-    def _thing_name(thing: "str | iot.CfnThing | None") -> str | None:
-        if thing is None:
-            return None
-        if isinstance(thing, iot.CfnThing):
-            return thing.ref  # a CfnThing's Ref is its name
-        if not isinstance(thing, str):
-            raise TypeError(f"thing: got {thing!r}; expected a thing name or an aws_iot.CfnThing")
-        return validation.check_name("thing", thing)
-
-    def _token_secrets(
-        self, settings: TunnelSettings, encryption_key: kms.IKey | None
-    ) -> dict[str, secretsmanager.Secret]:
+    def _token_secrets(self, settings: TunnelSettings) -> dict[str, secretsmanager.Secret]:
         """The token secrets by construct id: ``SourceToken``, and ``DestinationToken`` if kept."""
         kept = {"DestinationToken": "destination"} if settings.store_destination_token else {}
         modes = {"SourceToken": "source", **kept}
@@ -326,7 +313,7 @@ class SecureTunnel(Construct):
                 secret_id,
                 # The secret's name, made from its logical id, already names the tunnel.
                 description=f"cdk-secure-tunnel: {client_mode} token",
-                encryption_key=encryption_key,
+                encryption_key=settings.encryption_key,
                 # A closed tunnel's token is useless: nothing is lost when the stack goes.
                 removal_policy=RemovalPolicy.DESTROY,
             )

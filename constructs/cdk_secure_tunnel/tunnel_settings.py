@@ -2,17 +2,20 @@
 properties. The construct's side of the handler's ``TunnelSpec`` (lambda_src/tunnel_lambda/tunnel_spec.py),
 field for field; both take names and defaults from ``tunnel_lambda.contract``.
 
->>> settings = TunnelSettings.from_props(thing_name="pump-7", default_description=lambda: "Maintenance")
+>>> settings = TunnelSettings.from_props(thing="pump-7", default_description=lambda: "Maintenance")
 >>> settings.services, settings.max_lifetime_minutes, settings.store_destination_token, settings.rotates
 (('SSH',), 720, False, True)
 >>> settings.to_properties(source_secret_arn="arn:src", destination_secret_arn=None, tags=[])
-{'Description': 'Maintenance', 'SourceTokenSecretArn': 'arn:src', 'Tags': [], 'ThingName': 'pump-7'}
+{'Services': ['SSH'], 'MaxLifetimeMinutes': 720, 'Description': 'Maintenance',
+ 'SourceTokenSecretArn': 'arn:src', 'Tags': [], 'ThingName': 'pump-7'}
 """
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aws_cdk import Duration
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_kms as kms
 from tunnel_lambda.contract import DEFAULT_LIFETIME_MINUTES, DEFAULT_SERVICES, Property
 
 from . import validation
@@ -35,17 +38,20 @@ class TunnelSettings:
     rotation_schedule: str | None = None
     rotate_on_demand: bool = True
     renew: bool = False
+    # The key that encrypts the token secrets; None for the account's aws/secretsmanager key.
+    encryption_key: kms.IKey | None = None
 
     @classmethod
     def from_props(
         cls,
         *,
         default_description: Callable[[], str],
-        thing_name: str | None = None,
+        thing: "str | iot.CfnThing | None" = None,
         services: Sequence[str] | None = None,
         max_lifetime: Duration | None = None,
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
+        encryption_key: kms.IKey | None = None,
         store_destination_token: bool | None = None,
         rotate_on_demand: bool | None = None,
         rotate_every: Duration | None = None,
@@ -53,16 +59,20 @@ class TunnelSettings:
     ) -> "TunnelSettings":
         """Check the props (in the order SecureTunnel documents them) and apply the defaults.
 
-        ``thing_name`` is checked by the caller, which also accepts a ``CfnThing``; ``default_description``
-        is called only when no ``description`` is given.
+        ``thing`` is a name or a ``CfnThing`` (whose ``Ref``, its name, becomes ``thing_name``);
+        ``default_description`` is called only when no ``description`` is given.
         """
+        thing_name = _thing_name(thing)
         checked_services = validation.check_services(services) if services is not None else None
         lifetime = (
             validation.check_max_lifetime(max_lifetime)
             if max_lifetime is not None
             else DEFAULT_LIFETIME_MINUTES
         )
+        if encryption_key is not None:
+            validation.check_encryption_key(encryption_key)
         store_destination_token = validation.check_flag("store_destination_token", store_destination_token)
+        validation.check_destination_token_kept(store_destination_token, thing_name)
         rotate_on_demand = validation.check_flag("rotate_on_demand", rotate_on_demand)
         renew = validation.check_flag("renew", renew)
         rotation_schedule = _rotation_schedule(rotate_every, rotate_on_demand)
@@ -82,6 +92,7 @@ class TunnelSettings:
             rotation_schedule=rotation_schedule,
             rotate_on_demand=rotate_on_demand is not False,
             renew=bool(renew),
+            encryption_key=encryption_key,
         )
 
     @property
@@ -94,24 +105,33 @@ class TunnelSettings:
     ) -> dict[str, object]:
         """The resource's properties (but the service token) that ``TunnelSpec.from_properties`` reads.
 
-        ``tags`` are the rendered tags, which ``Tags.of(...)`` adds to. A property equal to the handler's
-        default is left out: that keeps templates small.
+        ``tags`` are the rendered tags, which ``Tags.of(...)`` adds to. The services and the lifetime are
+        written even when they equal the handler's defaults: the template then says what the tunnel is,
+        and the defaults matter only for properties written before (see ``contract.DEFAULT_SERVICES``).
         """
         properties: dict[str, object] = {
+            Property.SERVICES: list(self.services),
+            Property.MAX_LIFETIME_MINUTES: self.max_lifetime_minutes,
             Property.DESCRIPTION: self.description,
             Property.SOURCE_TOKEN_SECRET_ARN: source_secret_arn,
             Property.TAGS: tags,
         }
         optional: dict[str, object | None] = {
-            Property.SERVICES: list(self.services) if self.services != DEFAULT_SERVICES else None,
-            Property.MAX_LIFETIME_MINUTES: (
-                self.max_lifetime_minutes if self.max_lifetime_minutes != DEFAULT_LIFETIME_MINUTES else None
-            ),
             Property.THING_NAME: self.thing_name,
             Property.DESTINATION_TOKEN_SECRET_ARN: destination_secret_arn,
             Property.RENEW: True if self.renew else None,
         }
         return properties | {name: value for name, value in optional.items() if value is not None}
+
+
+def _thing_name(thing: "str | iot.CfnThing | None") -> str | None:
+    if thing is None:
+        return None
+    if isinstance(thing, iot.CfnThing):
+        return thing.ref  # a CfnThing's Ref is its name
+    if not isinstance(thing, str):
+        raise TypeError(f"thing: got {thing!r}; expected a thing name or an aws_iot.CfnThing")
+    return validation.check_name("thing", thing)
 
 
 def _rotation_schedule(rotate_every: Duration | None, rotate_on_demand: bool | None) -> str | None:

@@ -170,7 +170,7 @@ class TunnelUpkeep(Construct):
         # CloudFormation deletes a resource before what it depends on: the schedule depends on every
         # renewing tunnel, so on destroy it goes first and no run starts while the tunnels are deleted.
         # (A run already under way loses its secret writes to each Delete and closes what it opened.)
-        self._schedule.add_dependency(resource)
+        self._schedule.add_resource_dependency(resource)
 
     def _create_schedule(self, interval: int) -> scheduler.CfnSchedule:
         self.role.add_to_policy(
@@ -205,8 +205,13 @@ class TunnelUpkeep(Construct):
 
     def _target(self, interval: int) -> scheduler.CfnSchedule.TargetProperty:
         """Each run renews what ends before the next run's margin: within ``interval + margin`` minutes,
-        and leaves alone a tunnel opened less than ``interval`` ago that outlives the next run (see
-        tunnel_lambda/renewal.py ``is_due``).
+        and leaves alone a tunnel opened at or after its own scheduled time (a retry or a second delivery
+        of the run that opened it), and one opened less than ``interval`` ago that outlives the next run
+        (see tunnel_lambda/renewal.py ``is_due``).
+
+        Scheduler replaces its context attributes in any target's input, a Lambda function's included
+        (EventBridge Scheduler User Guide, "Adding context attributes"; aws-cdk-lib's
+        ``aws_scheduler.ContextAttribute`` is meant for the same input).
         """
         return scheduler.CfnSchedule.TargetProperty(
             arn=self.function_arn,
@@ -216,6 +221,7 @@ class TunnelUpkeep(Construct):
                     ScheduleInput.STACK_ID: STACK_ID,
                     ScheduleInput.RENEW_WITHIN_MINUTES: interval + RENEWAL_MARGIN_MINUTES,
                     ScheduleInput.INTERVAL_MINUTES: interval,
+                    ScheduleInput.SCHEDULED_TIME: ScheduleInput.SCHEDULED_TIME_ATTRIBUTE,
                 }
             ),
             # A missed run is made up by the next one, which looks at every tunnel again.

@@ -96,11 +96,14 @@ def check_services(services: Sequence[str]) -> list[str]:
     ...
     ValueError: services: got 'VNC'; expected a list of 1 to 3 service names, e.g. ['VNC'], not a string
     """
-    if isinstance(services, str):
+    if isinstance(services, str | bytes | bytearray):
+        # bytes are a sequence of ints: b"SSH" would be the services 83, 83 and 72.
+        text = services if isinstance(services, str) else bytes(services).decode("ascii", "replace")
+        kind = "a string" if isinstance(services, str) else "bytes"
         raise _fail(
             "services",
             services,
-            f"expected a list of 1 to {MAX_SERVICES} service names, e.g. [{services!r}], not a string",
+            f"expected a list of 1 to {MAX_SERVICES} service names, e.g. [{text!r}], not {kind}",
         )
     if not isinstance(services, Sequence):
         raise _fail("services", services, f"expected a list of 1 to {MAX_SERVICES} service names")
@@ -243,6 +246,20 @@ def check_flag(parameter: str, value: object) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise _fail(parameter, value, "expected True or False")
     return value
+
+
+def check_destination_token_kept(store_destination_token: bool | None, thing_name: str | None) -> None:
+    """Without a thing, the destination token's only way to a device is its secret: it must be kept.
+
+    AWS IoT notifies a thing's device of its token on OpenTunnel; with no thing, the handler writes the
+    token to the destination secret or drops it, and a dropped token leaves the tunnel's device end
+    unusable for as long as the tunnel lives.
+    """
+    if store_destination_token is False and thing_name is None:
+        raise ValueError(
+            "store_destination_token: got False without a thing; the destination token then reaches no "
+            "device (only a thing's device gets it from AWS IoT): leave it unset or pass a thing"
+        )
 
 
 def check_encryption_key(key: kms.IKey) -> kms.IKey:

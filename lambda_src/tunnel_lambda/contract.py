@@ -3,7 +3,8 @@ properties and defaults, and the tags the handler owns. Standard library only: i
 asset and the construct imports it at synth.
 
 The limits are AWS IoT Secure Tunneling's (tests/unit/test_contract.py holds them against botocore's model
-of the service, except the three services a tunnel carries, which only the data plane enforces).
+of the service, except the three services a tunnel carries, a service quota the model does not state:
+see ``MAX_SERVICES``).
 
 >>> Property.SERVICES, DEFAULT_SERVICES, DEFAULT_LIFETIME_MINUTES
 ('Services', ('SSH',), 720)
@@ -17,7 +18,13 @@ from typing import Final
 
 MAX_LIFETIME_MINUTES: Final = 720
 MIN_SERVICES: Final = 1
-# The data plane multiplexes at most three services over one tunnel (botocore's model sets no maximum).
+# At most three services per tunnel, a quota the service applies when a tunnel is created: "A maximum of 3
+# service IDs can be configured while creating a Secure Tunnel" (the reference local proxy's
+# docs/MULTIPLEXING.md, which points at the quota "Maximum services per tunnel" of AWS IoT Device
+# Management's service quotas, raised only on request to AWS support). botocore's model sets no maximum.
+# The emulator refuses a fourth service at OpenTunnel (and RotateTunnelAccessToken) with a
+# ValidationException: which error the service answers is not documented, so that part is the emulator's
+# choice, made so that a test sees the refusal where the service makes it, at the call.
 MAX_SERVICES: Final = 3
 # Thing and service names: the model's ThingName and Service shapes.
 NAME_PATTERN: Final = "[a-zA-Z0-9:_-]+"
@@ -53,8 +60,11 @@ class Property:
     RENEW: Final = "Renew"
 
 
-# What the handler assumes for a property the template leaves out. The construct leaves a property out
-# when it equals its default, which keeps templates small.
+# What the handler assumes for a property the template leaves out. The construct writes both properties
+# into every template, but construct versions before it did left them out when they equalled these
+# defaults, and those properties still arrive (a rollback Update, or OldResourceProperties): so these
+# values keep their meaning. An Update from such properties to the same tunnel with the defaults written
+# is a no-op (tests/functional/test_handler.py).
 DEFAULT_SERVICES: Final = ("SSH",)
 # The service's own default too: a tunnel opened without a timeoutConfig lives this long.
 DEFAULT_LIFETIME_MINUTES: Final = MAX_LIFETIME_MINUTES
@@ -104,3 +114,8 @@ class ScheduleInput:
     RENEW_WITHIN_MINUTES: Final = "renewWithinMinutes"
     # The schedule's rate: a tunnel opened less than this ago is left alone if it outlives the next run.
     INTERVAL_MINUTES: Final = "intervalMinutes"
+    # When this run was scheduled (ISO 8601, e.g. 2026-01-01T10:50:00Z): EventBridge Scheduler substitutes
+    # SCHEDULED_TIME_ATTRIBUTE in the target's Input on every attempt, and a retry or a second delivery
+    # of a run keeps its scheduled time. A tunnel created at or after it was opened by this very run.
+    SCHEDULED_TIME: Final = "scheduledTime"
+    SCHEDULED_TIME_ATTRIBUTE: Final = "<aws.scheduler.scheduled-time>"

@@ -207,7 +207,10 @@ def _sweep(
     cut off): what is left is owned by this stack and logical id and linked to this resource, as its
     renewal (``renews``) or as a second tunnel of the request that opened it (``request-id``). A tunnel
     of the same logical id linked to another physical id belongs to the resource that replaced this one
-    and is left alone. ListTunnels shows no tags, so only the tunnels with this resource's description
+    and is left alone. So is a tunnel tagged ``replaces`` (an update's replacement whose own close
+    failed looks like one): the live tunnel of a resource that replaced this one is tagged so too, and
+    when that resource's template names other secrets, no secret read here names it (README, "Two gaps
+    remain"). ListTunnels shows no tags, so only the tunnels with this resource's description
     are described (the rest costs one ListTunnels call per 100 tunnels opened since this resource's
     first tunnel, or in the last 12 hours).
     """

@@ -10,7 +10,8 @@ renewing tunnels):
 
 >>> aws = getfixture("local_aws")  # in a test: local AWS, with boto3's environment set
 >>> stack_id = "arn:aws:cloudformation:us-east-1:123456789012:stack/Pumps/1"
->>> on_schedule({"stackId": stack_id, "renewWithinMinutes": "60", "intervalMinutes": "50"})
+>>> on_schedule({"stackId": stack_id, "renewWithinMinutes": "60", "intervalMinutes": "50",
+...              "scheduledTime": "2026-01-01T10:50:00Z"})
 []
 
 A replacement carries the resource's identity tags plus ``cdk-secure-tunnel:renews`` with the resource's
@@ -43,20 +44,22 @@ class NotBound(Exception):
 def on_schedule(event: Mapping[str, Any], now: datetime | None = None) -> list[str]:
     """Renew every tunnel of the stack that ends within ``renewWithinMinutes``; returns the new ids.
 
-    ``intervalMinutes`` is the schedule's rate (schedules deployed before it existed leave it out, and
-    get the old rule: see ``is_due``). ``now`` is for tests whose tunnels run on a fast-forwarded clock.
+    ``intervalMinutes`` is the schedule's rate and ``scheduledTime`` the run's scheduled time (schedules
+    deployed before either existed leave them out, and get the older rules: see ``is_due``). ``now`` is
+    for tests whose tunnels run on a fast-forwarded clock.
     """
     stack_id = str(event[ScheduleInput.STACK_ID])
     within_minutes = event[ScheduleInput.RENEW_WITHIN_MINUTES]
     within = timedelta(minutes=int(within_minutes))
     interval = timedelta(minutes=int(event.get(ScheduleInput.INTERVAL_MINUTES, within_minutes)))
+    scheduled_at = scheduled_time(event)
     now = now or datetime.now(UTC)
     renewed, failed = [], []
     for secret_arn in _renewing_secrets(stack_id):
         try:
             # Past the invocation's deadline the rest wait for the next run, which looks at every tunnel.
             aws_clients.check_deadline(f"renewing the tunnel of {secret_arn}")
-            opened = renew_if_due(secret_arn, now, within, interval)
+            opened = renew_if_due(secret_arn, now, within, interval, scheduled_at)
         except Exception:
             # One broken resource must not keep the others' tunnels from being renewed.
             logger.exception("Renewing the tunnel of %s failed", secret_arn)
@@ -69,15 +72,57 @@ def on_schedule(event: Mapping[str, Any], now: datetime | None = None) -> list[s
     return renewed
 
 
-def is_due(tunnel: Tunnel | None, now: datetime, within: timedelta, interval: timedelta) -> bool:
-    """Whether renewal must replace ``tunnel`` now: it is closed or gone, or it ends within ``within``
-    and is either older than ``interval`` or would not outlive the next run.
+def scheduled_time(event: Mapping[str, Any]) -> datetime | None:
+    """The run's scheduled time, as EventBridge Scheduler substituted it into the schedule's input.
+
+    None when it is missing or not a time with a time zone: a schedule deployed before the input carried
+    it, or an invocation by hand (which may pass the template's input with the placeholder unreplaced).
+    Such a run falls back to the age and window rule alone.
+
+    >>> scheduled_time({"scheduledTime": "2026-01-01T10:50:00Z"})
+    datetime.datetime(2026, 1, 1, 10, 50, tzinfo=datetime.timezone.utc)
+    >>> scheduled_time({"scheduledTime": "<aws.scheduler.scheduled-time>"}) is None
+    True
+    """
+    value = event.get(ScheduleInput.SCHEDULED_TIME)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        logger.warning(
+            "Ignoring the schedule's %s %r: not an ISO 8601 time", ScheduleInput.SCHEDULED_TIME, value
+        )
+        return None
+    return parsed
+
+
+def is_due(
+    tunnel: Tunnel | None,
+    now: datetime,
+    within: timedelta,
+    interval: timedelta,
+    scheduled_at: datetime | None = None,
+) -> bool:
+    """Whether renewal must replace ``tunnel`` now: it is closed or gone, or it was opened before this
+    run's scheduled time ``scheduled_at``, ends within ``within`` and is either older than ``interval``
+    or would not outlive the next run.
 
     Scheduler delivers a run at least once and retries a failed run twice (one broken tunnel fails a
-    run), and with a 60-minute lifetime the window is the whole lifetime: on the window alone, a second
-    run moments later renewed the tunnel the first had just opened, dropping the operator's session and
-    notifying the device again. A tunnel opened less than an interval ago is left alone, unless it would
-    end before the next run (one opened between runs, by Create or by a rotation): that one must go now.
+    run, and a run may work for up to its 10-minute timeout before failing), and with a 60-minute
+    lifetime the window is the whole lifetime: on the window alone, a second delivery renewed the tunnel
+    the first had just opened, dropping the operator's session and notifying the device again.
+
+    - An open tunnel created at or after ``scheduled_at`` was opened by this same scheduled run (an
+      earlier attempt, or a duplicate delivery), or after it: it is left alone, however late the attempt.
+      It lives at least ``interval + margin`` (the construct sizes the interval so), so it outlives the
+      next run's scheduled time by the margin, and that run applies the rule below.
+    - Otherwise a tunnel opened less than an interval ago is left alone, unless it would end before the
+      next run (one opened between runs, by Create or by a rotation): that one must go now. Without
+      ``scheduled_at`` (older schedules, runs by hand) this rule alone decides, and a retry more than a
+      few minutes after the first attempt may renew a tunnel that attempt opened.
 
     >>> from types import SimpleNamespace as Tunnel
     >>> now, hour = datetime(2026, 1, 1, tzinfo=UTC), timedelta(hours=1)
@@ -87,9 +132,13 @@ def is_due(tunnel: Tunnel | None, now: datetime, within: timedelta, interval: ti
     >>> ending = Tunnel(is_open=True, created_at=now - 40 * hour / 60, expires_at=now + 20 * hour / 60)
     >>> is_due(ending, now, within=hour, interval=timedelta(minutes=50))
     True
+    >>> is_due(ending, now, within=hour, interval=timedelta(minutes=50), scheduled_at=now - hour)
+    False
     """
     if tunnel is None or not tunnel.is_open:
         return True
+    if scheduled_at is not None and tunnel.created_at >= scheduled_at:
+        return False
     left = tunnel.expires_at - now
     if left > within:
         return False
@@ -97,7 +146,11 @@ def is_due(tunnel: Tunnel | None, now: datetime, within: timedelta, interval: ti
 
 
 def renew_if_due(
-    source_secret_arn: str, now: datetime, within: timedelta, interval: timedelta | None = None
+    source_secret_arn: str,
+    now: datetime,
+    within: timedelta,
+    interval: timedelta | None = None,
+    scheduled_at: datetime | None = None,
 ) -> OpenedTunnel | None:
     """Renew the tunnel whose tokens the secret holds if it is due (see ``is_due``)."""
     stored = read_stored(source_secret_arn)
@@ -105,7 +158,7 @@ def renew_if_due(
     if document is None or "renewal" not in document:
         return None
     current = tunnels.describe(document["tunnelId"])
-    if not is_due(current, now, within, within if interval is None else interval):
+    if not is_due(current, now, within, within if interval is None else interval, scheduled_at):
         return None
     require_bound(current, document, source_secret_arn)
     return renew(Renewal.from_json(document["renewal"]), current, stored)

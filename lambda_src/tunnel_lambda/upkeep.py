@@ -1,8 +1,8 @@
 """The stack's upkeep function: Secrets Manager rotations and scheduled renewals share one Lambda.
 
 Secrets Manager invokes it with ``{"Step", "SecretId", "ClientRequestToken"}`` (see ``rotation``);
-the EventBridge Scheduler schedule with ``{"stackId", "renewWithinMinutes", "intervalMinutes"}`` (see
-``renewal``).
+the EventBridge Scheduler schedule with ``{"stackId", "renewWithinMinutes", "intervalMinutes",
+"scheduledTime"}`` (see ``renewal``).
 
 >>> aws = getfixture("local_aws")  # in a test: local AWS, with boto3's environment set
 >>> stack_id = "arn:aws:cloudformation:us-east-1:123456789012:stack/Pumps/1"

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tomllib
 import venv
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -82,6 +83,19 @@ def installed_wheel(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         capture_output=True,
     )
     return python
+
+
+@pytest.mark.slow
+def test_the_wheels_only_pth_file_is_the_checked_one(wheel: Path) -> None:
+    """The wheel carries one ``.pth`` file, byte for byte the one tests/unit/test_layout.py checks (one
+    plain path line, no ``import`` line that ``site`` would run), and it names where the handler is."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (pth,) = [name for name in names if name.endswith(".pth")]
+        content = archive.read(pth)
+    assert pth == "cdk_secure_tunnel_lambda.pth"
+    assert content == (ROOT / "constructs" / pth).read_bytes()
+    assert f"{content.decode().strip()}/tunnel_lambda/__init__.py" in names
 
 
 @pytest.mark.slow

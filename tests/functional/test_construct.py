@@ -1,5 +1,10 @@
 """Fine-grained checks of what SecureTunnel puts in the template."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from aws_cdk import App, Duration, Stack, Tags
 from aws_cdk import aws_iam as iam
@@ -17,8 +22,10 @@ def test_defaults() -> None:
     properties = tunnel_properties(template)
     service_token = properties.pop("ServiceToken")
     assert "framework" in service_token["Fn::GetAtt"][0]
-    # Services and MaxLifetimeMinutes are left to the handler's defaults (see the next test).
+    # The defaults are written: the template says what the tunnel is (see the next test).
     assert properties == {
+        "Services": ["SSH"],
+        "MaxLifetimeMinutes": 720,
         "Description": "cdk-secure-tunnel Test/Tunnel",
         "SourceTokenSecretArn": {"Ref": source_secret},
         # Without a thing, nobody delivers the destination token: it gets a secret.
@@ -30,14 +37,15 @@ def test_defaults() -> None:
     assert "UpdateReplacePolicy" not in resource
 
 
-def test_properties_left_out_are_the_handlers_defaults() -> None:
-    spec = TunnelSpec.from_properties({"SourceTokenSecretArn": "arn:source"})
-    template = synth(
-        lambda stack: SecureTunnel(stack, "Tunnel", services=["SSH"], max_lifetime=Duration.hours(12))
-    )
-    assert "Services" not in tunnel_properties(template)
-    assert "MaxLifetimeMinutes" not in tunnel_properties(template)
-    assert (list(spec.services), spec.max_lifetime_minutes) == (["SSH"], 720)
+def test_the_defaults_written_are_the_handlers_defaults() -> None:
+    """Templates of earlier versions left these two out when they equalled the defaults; the handler
+    reads such properties as the same tunnel (an Update between the two is a no-op: test_handler)."""
+    left_out = TunnelSpec.from_properties({"SourceTokenSecretArn": "arn:source"})
+    properties = tunnel_properties(synth(lambda stack: SecureTunnel(stack, "Tunnel")))
+    written = {key: properties[key] for key in ("Services", "MaxLifetimeMinutes")}
+    spec = TunnelSpec.from_properties({"SourceTokenSecretArn": "arn:source", **written})
+    assert (spec.services, spec.max_lifetime_minutes) == (left_out.services, left_out.max_lifetime_minutes)
+    assert written == {"Services": ["SSH"], "MaxLifetimeMinutes": 720}
 
 
 def test_default_description_names_the_stack_when_the_path_does_not() -> None:
@@ -246,3 +254,46 @@ def test_resource_comes_after_the_handler_policy_without_depends_on(thing: str |
     assert "DependsOn" not in tunnel
     # Service token -> provider framework function -> (its environment) handler -> its role and policy.
     assert any("HandlerRoleDefaultPolicy" in dependency for dependency in dependencies(template, tunnel_id))
+
+
+_EVERY_OPTION_APP = """
+from aws_cdk import App, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_kms as kms
+from cdk_secure_tunnel import SecureTunnel
+
+app = App(outdir={outdir!r})
+stack = Stack(app, "Plant")
+key = kms.Key(stack, "Key", enable_key_rotation=True)
+thing = iot.CfnThing(stack, "Thing", thing_name="pump-7")
+renewing = SecureTunnel(
+    stack, "Renewing", thing=thing, renew=True, rotate_every=Duration.hours(8), encryption_key=key,
+    max_lifetime=Duration.minutes(60), tags={{"team": "ops"}},
+)
+bare = SecureTunnel(stack, "Bare", services=["SSH", "RDP"], rotate_on_demand=False)
+role = iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal())
+renewing.grant_connect(role)
+bare.grant_read_destination_token(role)
+renewing.connect_command()
+app.synth()
+"""
+
+
+@pytest.mark.slow
+def test_synth_calls_no_deprecated_aws_cdk_api(tmp_path: Path) -> None:
+    """aws-cdk-lib prints a warning for each deprecated call, and raises with JSII_DEPRECATED=fail: a user
+    who sets it (or whose CI fails on warnings) must be able to synthesize every option. Node.js reads the
+    variable in its own process, which the Python process starts once: hence the subprocess."""
+    script = _EVERY_OPTION_APP.format(outdir=str(tmp_path / "cdk.out"))
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "JSII_DEPRECATED": "fail"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "deprecated" not in done.stderr

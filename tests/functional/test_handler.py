@@ -257,6 +257,28 @@ def test_unchanged_update_makes_no_write_call(props: dict[str, Any], tunnel_emul
     assert [call[0] for call in tunnel_emulator.calls[calls_before:]] == ["DescribeTunnel"]
 
 
+@pytest.mark.parametrize("renew", [False, True])
+def test_an_update_that_writes_the_default_services_and_lifetime_changes_nothing(
+    renew: bool, props: dict[str, Any], secrets: Any, tunnel_emulator: Any
+) -> None:
+    # Earlier construct versions left Services and MaxLifetimeMinutes out when they equalled the
+    # defaults; the first deploy with a version that writes them is an Update between the two.
+    old = {key: value for key, value in props.items() if key not in ("Services", "MaxLifetimeMinutes")}
+    old |= {"Renew": "true"} if renew else {}
+    tunnel_id = on_event(event("Create", old))["PhysicalResourceId"]
+    versions = secrets.describe_secret(SecretId=props["SourceTokenSecretArn"])["VersionIdsToStages"]
+    token = document(secrets, props["SourceTokenSecretArn"])["clientAccessToken"]
+    calls_before = len(tunnel_emulator.calls)
+
+    new = old | {"Services": ["SSH"], "MaxLifetimeMinutes": "720"}
+    assert update(tunnel_id, new, old)["PhysicalResourceId"] == tunnel_id
+
+    # No replacement, no rotation, no retagging: one DescribeTunnel, and no secret written.
+    assert [call[0] for call in tunnel_emulator.calls[calls_before:]] == ["DescribeTunnel"]
+    assert secrets.describe_secret(SecretId=props["SourceTokenSecretArn"])["VersionIdsToStages"] == versions
+    assert document(secrets, props["SourceTokenSecretArn"])["clientAccessToken"] == token
+
+
 @pytest.mark.parametrize(
     "physical_id",
     ["AWSCDK::CustomResourceProviderFramework::CREATE_FAILED", "never-opened", "not a tunnel id!"],

@@ -5,15 +5,25 @@ tunnels, a run every 50 minutes renews whatever ends within 60.
 """
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 from support.events import STACK_ID, event, update
-from support.upkeep import create, delete, document, new_secret, properties, run_schedule
+from support.upkeep import (
+    create,
+    delete,
+    document,
+    emulator_now,
+    new_secret,
+    properties,
+    run_schedule,
+    schedule_event,
+)
 from tunnel_lambda.contract import ScheduleInput
 from tunnel_lambda.custom_resource import on_event
-from tunnel_lambda.renewal import RenewalFailed
+from tunnel_lambda.renewal import RenewalFailed, on_schedule
 from tunnel_lambda.upkeep import handle
 
 pytestmark = pytest.mark.usefixtures("local_aws")
@@ -154,6 +164,40 @@ def test_a_run_moments_after_a_renewal_leaves_the_new_tunnel_alone(tunnel_emulat
     # One interval later it is renewed as usual.
     tunnel_emulator.clock.advance(minutes=49)
     assert len(run_schedule(tunnel_emulator)) == 1
+
+
+def test_a_late_retry_of_the_run_that_renewed_leaves_its_tunnel_alone(tunnel_emulator: Any) -> None:
+    create(properties(renew=True))
+    tunnel_emulator.clock.advance(minutes=50)
+    scheduled = emulator_now(tunnel_emulator)
+    (renewed_id,) = run_schedule(tunnel_emulator, scheduled_at=scheduled)
+    # The run failed for another tunnel after working for minutes (its timeout is 10), and Scheduler
+    # retries it: 12 minutes on, the tunnel it opened ends within the window and within an interval.
+    tunnel_emulator.clock.advance(minutes=12)
+    assert run_schedule(tunnel_emulator, scheduled_at=scheduled) == []
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [renewed_id]
+    # The next scheduled run renews it as before.
+    tunnel_emulator.clock.advance(minutes=38)
+    (next_id,) = run_schedule(tunnel_emulator, scheduled_at=scheduled + timedelta(minutes=50))
+    assert [view.tunnel_id for view in tunnel_emulator.open_tunnels()] == [next_id]
+
+
+@pytest.mark.parametrize(
+    "scheduled_time", [None, "<aws.scheduler.scheduled-time>", "yesterday", "2026-01-01T10:50"]
+)
+def test_a_run_without_a_usable_scheduled_time_keeps_the_age_and_window_rule(
+    scheduled_time: str | None, tunnel_emulator: Any
+) -> None:
+    # A schedule deployed before the input carried the time, or an invocation by hand.
+    create(properties(renew=True))
+    tunnel_emulator.clock.advance(minutes=50)
+    run_schedule(tunnel_emulator)
+    tunnel_emulator.clock.advance(minutes=1)
+    event = schedule_event(scheduled_time=scheduled_time)
+    assert on_schedule(event, now=emulator_now(tunnel_emulator)) == []
+    tunnel_emulator.clock.advance(minutes=11)
+    # Opened 12 minutes ago, it would end before the next run: the age and window rule renews it.
+    assert len(on_schedule(event, now=emulator_now(tunnel_emulator))) == 1
 
 
 def test_a_fresh_tunnel_that_would_end_before_the_next_run_is_renewed(tunnel_emulator: Any) -> None:

@@ -36,6 +36,8 @@ def test_one_schedule_runs_as_often_as_the_shortest_renewed_lifetime_needs() -> 
     assert schedule["ScheduleExpression"] == "rate(20 minutes)"
     assert renew_within(schedule) == 30
     assert schedule_input(schedule)["intervalMinutes"] == 20
+    # Scheduler substitutes the run's scheduled time, which retries keep: see renewal.is_due.
+    assert schedule_input(schedule)["scheduledTime"] == "<aws.scheduler.scheduled-time>"
     assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
 
 

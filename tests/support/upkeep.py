@@ -61,14 +61,39 @@ def delete(props: dict[str, Any], physical_id: str) -> None:
     on_event(event("Delete", props, PhysicalResourceId=physical_id))
 
 
-def run_schedule(emulator: Any, within_minutes: int = 60, interval_minutes: int = 50) -> list[str]:
-    """One run of the renewal schedule as the construct configures it for 60-minute tunnels."""
+def schedule_event(
+    within_minutes: int = 60, interval_minutes: int = 50, scheduled_time: str | None = None
+) -> dict[str, str]:
+    """The renewal schedule's event as the construct configures it for 60-minute tunnels, with the
+    scheduled time Scheduler substitutes (left out when None, as in schedules deployed before it)."""
     schedule = {
         ScheduleInput.STACK_ID: STACK_ID,
         ScheduleInput.RENEW_WITHIN_MINUTES: str(within_minutes),
         ScheduleInput.INTERVAL_MINUTES: str(interval_minutes),
     }
-    return on_schedule(schedule, now=datetime.fromtimestamp(emulator.clock.now(), UTC))
+    if scheduled_time is not None:
+        schedule[ScheduleInput.SCHEDULED_TIME] = scheduled_time
+    return schedule
+
+
+def scheduler_time(moment: datetime) -> str:
+    """A time as Scheduler writes ``<aws.scheduler.scheduled-time>``: whole seconds, UTC, e.g.
+    2022-03-22T18:59:43Z."""
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def emulator_now(emulator: Any) -> datetime:
+    return datetime.fromtimestamp(emulator.clock.now(), UTC)
+
+
+def run_schedule(
+    emulator: Any, within_minutes: int = 60, interval_minutes: int = 50, scheduled_at: datetime | None = None
+) -> list[str]:
+    """One run of the renewal schedule, scheduled at ``scheduled_at`` (default: now, on the emulator's
+    clock, as a schedule without a flexible time window runs), delivered now."""
+    now = emulator_now(emulator)
+    event = schedule_event(within_minutes, interval_minutes, scheduler_time(scheduled_at or now))
+    return on_schedule(event, now=now)
 
 
 def rotate(secret_arn: str, steps: tuple[str, ...] = STEPS, version: str | None = None) -> str:

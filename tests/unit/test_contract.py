@@ -24,7 +24,7 @@ def test_name_rule_is_the_models(shape: str) -> None:
 
 
 def test_service_count_starts_at_the_models_minimum() -> None:
-    # The model sets no maximum: three is the data plane's limit (a tunnel multiplexes up to three streams).
+    # The model sets no maximum: three is a service quota applied at OpenTunnel (see contract.MAX_SERVICES).
     assert _metadata("ServiceList") == {"min": contract.MIN_SERVICES}
     assert contract.MAX_SERVICES == 3
 

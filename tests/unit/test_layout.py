@@ -3,7 +3,7 @@
 import ast
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cdk_secure_tunnel
 import pytest
@@ -125,3 +125,30 @@ def test_the_data_plane_variables_are_defined_once_in_the_protocol(variable: str
         and node.value.value == variable
     ]
     assert defined_in == ["protocol/handshake.py"]
+
+
+def test_the_only_pth_file_adds_one_plain_path() -> None:
+    """Python's ``site`` executes a ``.pth`` line that starts with ``import``: the one the wheel ships
+    (README, "Layout") may only name a directory inside the package, on a line of its own."""
+    root = Path(__file__).resolve().parents[2]
+    shipped = sorted(
+        path.relative_to(root).as_posix()
+        for tree in ("constructs", "lambda_src")
+        for path in (root / tree).rglob("*.pth")
+    )
+    assert shipped == ["constructs/cdk_secure_tunnel_lambda.pth"]
+    assert _pth_paths((root / shipped[0]).read_text()) == ["cdk_secure_tunnel/lambda_src"]
+
+
+def _pth_paths(text: str) -> list[str]:
+    """The directories a ``.pth`` file adds, failing on anything ``site`` would run or resolve outside."""
+    lines = text.splitlines()
+    assert len(lines) == 1, lines
+    for line in lines:
+        assert not line.startswith(("import ", "import\t")), line
+        path = PurePosixPath(line)
+        assert line == line.strip(), line
+        assert not path.is_absolute(), line
+        assert ".." not in path.parts, line
+        assert path.parts[0] == "cdk_secure_tunnel", line
+    return lines

@@ -5,8 +5,10 @@ import re
 import pytest
 from aws_cdk import App, Aws, Duration, Stack, Tags, Token
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from cdk_secure_tunnel import SecureTunnel
+from cdk_secure_tunnel.tunnel_settings import TunnelSettings
 
 
 @pytest.fixture
@@ -56,6 +58,12 @@ def stack() -> Stack:
             "services: got 'VNC'; expected a list of 1 to 3 service names, e.g. ['VNC'], not a string",
         ),
         ({"services": 22}, "services: got 22; expected a list of 1 to 3 service names"),
+        # bytes are a sequence of ints: b"SSH" would be the services 83, 83 and 72.
+        (
+            {"services": b"SSH"},
+            "services: got b'SSH'; expected a list of 1 to 3 service names, e.g. ['SSH'], not bytes",
+        ),
+        ({"services": bytearray(b"RDP")}, "services: got bytearray(b'RDP'); expected a list of 1 to 3"),
         ({"services": [None]}, "services: got None; expected 1-128 characters of a-z"),
         ({"services": ["SSH", 22]}, "services: got 22; expected 1-128 characters"),
         ({"tags": {"team": 5}}, "tags value of 'team': got 5; expected a string of 0-256 letters"),
@@ -68,6 +76,12 @@ def stack() -> Stack:
         ({"renew": "false"}, "renew: got 'false'; expected True or False"),
         ({"rotate_on_demand": 0}, "rotate_on_demand: got 0; expected True or False"),
         ({"store_destination_token": "yes"}, "store_destination_token: got 'yes'; expected True or False"),
+        # Without a thing only the secret delivers the destination token: nothing could connect the device.
+        (
+            {"store_destination_token": False},
+            "store_destination_token: got False without a thing; the destination token then reaches no "
+            "device (only a thing's device gets it from AWS IoT): leave it unset or pass a thing",
+        ),
     ],
 )
 def test_bad_props_raise_at_construction(stack: Stack, props: dict[str, object], message: str) -> None:
@@ -147,3 +161,35 @@ def test_an_alias_whose_key_is_known_is_accepted(stack: Stack) -> None:
         stack, "Imported", alias_name="alias/imported", alias_target_key=key
     )
     SecureTunnel(stack, "WithImportedAlias", encryption_key=imported)
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"thing": 42}, "thing: got 42; expected a thing name or an aws_iot.CfnThing"),
+        ({"thing": "pump 7"}, "thing: got 'pump 7'; expected 1-128 characters of a-z"),
+        (
+            {"encryption_key": "alias/tunnel-tokens"},
+            "encryption_key: got 'alias/tunnel-tokens'; expected a kms.IKey",
+        ),
+    ],
+)
+def test_the_settings_hold_every_check(props: dict[str, object], message: str) -> None:
+    """SecureTunnel wires; TunnelSettings.from_props checks every prop, the thing and the key included."""
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        TunnelSettings.from_props(default_description=lambda: "Tunnel", **props)  # type: ignore[arg-type]
+
+
+def test_the_settings_refuse_an_alias_imported_by_name(stack: Stack) -> None:
+    alias = kms.Alias.from_alias_name(stack, "Alias", "alias/tunnel-tokens")
+    with pytest.raises(ValueError, match=re.escape("encryption_key: got the alias 'alias/tunnel-tokens'")):
+        TunnelSettings.from_props(default_description=lambda: "Tunnel", encryption_key=alias)
+
+
+def test_the_settings_let_a_thing_token_through(stack: Stack) -> None:
+    thing = iot.CfnThing(stack, "Thing", thing_name="pump-7")
+    assert (
+        TunnelSettings.from_props(default_description=lambda: "Tunnel", thing=thing).thing_name == thing.ref
+    )
+    name = Token.as_string({"Ref": "ThingName"})
+    assert TunnelSettings.from_props(default_description=lambda: "Tunnel", thing=name).thing_name == name

@@ -186,6 +186,8 @@ def _destination_config(config: Params | None) -> dict[str, Any] | None:
     if config is None:
         return None
     services = list(config["services"])
+    # The service's quota, applied when the tunnel is created; the error code is the emulator's choice
+    # (contract.MAX_SERVICES gives the source and the reasoning).
     if len(services) > MAX_SERVICES:
         raise validation_error(f"A tunnel supports at most {MAX_SERVICES} services, got {len(services)}")
     if len(set(services)) != len(services):
