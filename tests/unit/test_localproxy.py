@@ -171,6 +171,39 @@ def test_an_unreachable_service_ends_after_the_attempts_allowed() -> None:
     run(scenario())
 
 
+@pytest.mark.parametrize("sabotage", ["abort", "oversized"])
+def test_a_first_connection_that_ends_before_ready_is_retried_with_backoff(sabotage: str) -> None:
+    # Before the proxy is ready (V3: before SERVICE_IDS), a dropped connection is a failed attempt: waited
+    # for as the retry policy says, not a crash, and not an immediate reconnect.
+    async def scenario() -> None:
+        async with running_fake_service(services=("SSH",)) as service:
+            service.sabotage = [sabotage]
+            policy = RetryPolicy(initial=0.2)
+            source = LocalProxy(settings(service, "source", {}, retry=policy), random_source=lambda: 0.0)
+            async with source.running() as task:
+                assert not task.done()
+                assert source.ready.is_set()
+                assert source.ports.keys() == {"SSH"}
+            await task  # stopped: it ended without raising
+            assert source.connections_made == 2
+            first, second = service.handshake_times
+            assert second - first >= policy.delay(1, 0.0) == 0.1
+
+    run(scenario())
+
+
+def test_connections_that_keep_ending_before_ready_make_the_service_unreachable() -> None:
+    async def scenario() -> None:
+        async with running_fake_service(services=("SSH",)) as service:
+            service.sabotage = ["abort", "oversized", "abort", "abort"]
+            source = LocalProxy(settings(service, "source", {}, retry=RetryPolicy(initial=0.001, attempts=3)))
+            with pytest.raises(Unreachable, match="after 3 attempts: the connection to the service closed"):
+                await source.run()
+            assert len(service.handshakes) == 3
+
+    run(scenario())
+
+
 def test_a_refused_token_is_replaced_once_by_refresh_token() -> None:
     async def scenario() -> None:
         async with running_fake_service() as service:

@@ -13,8 +13,10 @@ token refused (``HandshakeRejected``), the tunnel gone (``TunnelClosed``), the s
 Reconnecting: a dropped connection (network error, ping timeout, the service closing it) closes every
 local connection it carried (the guides: streams do not survive it), keeps a source's listeners open,
 and connects again with the same access token and client token, backing off on network errors and 5xx.
-A 4xx is never retried as is: ``refresh_token`` (if given) may supply a new token, such as a freshly
-rotated one, and the proxy tries once with it.
+A connection that ends before the proxy is ready (dropped, or closed for an oversized frame, before the
+service announced its services) is a failed attempt like those: backed off, and counted against the
+policy's attempts. A 4xx is never retried as is: ``refresh_token`` (if given) may supply a new token,
+such as a freshly rotated one, and the proxy tries once with it.
 """
 
 import asyncio
@@ -150,19 +152,32 @@ class LocalProxy:
                 continue
             except Retryable as error:
                 failures += 1
-                policy = self.settings.retry
-                if policy.attempts is not None and failures >= policy.attempts:
-                    raise Unreachable(
-                        f"cannot reach the tunneling service at {self.settings.endpoint} after "
-                        f"{failures} attempts: {error}"
-                    ) from None
-                delay = policy.delay(failures, self._random())
-                logger.warning("%s; retrying in %.1f s (attempt %d)", error, delay, failures + 1)
-                await self._sleep(delay)
+                await self._back_off(failures, error)
+                continue
+            fresh_token = False
+            try:
+                await self._session(socket)
+            except Retryable as error:
+                # It ended before the proxy was ready: no better than a failed open, and a service that
+                # accepts and drops at once must not be reconnected to in a tight loop.
+                self._last_drop = str(error)
+                failures += 1
+                await self._back_off(failures, error)
                 continue
             failures = 0
-            fresh_token = False
-            await self._session(socket)
+
+    async def _back_off(self, failures: int, error: Retryable) -> None:
+        """After ``failures`` attempts in a row that got no connection going: wait as the retry policy says,
+        or raise ``Unreachable`` once the policy allows no more attempts."""
+        policy = self.settings.retry
+        if policy.attempts is not None and failures >= policy.attempts:
+            raise Unreachable(
+                f"cannot reach the tunneling service at {self.settings.endpoint} after {failures} attempts: "
+                f"{error}"
+            ) from None
+        delay = policy.delay(failures, self._random())
+        logger.warning("%s; retrying in %.1f s (attempt %d)", error, delay, failures + 1)
+        await self._sleep(delay)
 
     async def _after_rejection(self, rejected: HandshakeRejected) -> None:
         """A 4xx: take a new token from ``refresh_token`` or give up with the clearest message we have."""
@@ -189,6 +204,8 @@ class LocalProxy:
     # -- one connection ----------------------------------------------------------------------------------
 
     async def _session(self, socket: TunnelSocket) -> None:
+        """Serve one connection until it ends or ``stop()``; raises ``Retryable`` if it ends before the
+        proxy is ready (the caller retries it as a failed attempt), and what the proxy cannot go on after."""
         self.connections_made += 1
         self._announced_event.clear()
         mux = Multiplexer(
