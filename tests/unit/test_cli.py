@@ -404,3 +404,14 @@ def test_any_other_aws_refusal_is_explained_with_its_code_and_operation() -> Non
     assert known is not None
     assert str(known) == "AWS: DescribeTunnel was refused (Whatever): no such luck"
     assert int(known.exit_code) == 1
+
+
+@pytest.mark.parametrize("command", ["connect", "device"])
+def test_each_commands_help_gives_every_exit_status(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from cdk_secure_tunnel.localproxy import ExitCode  # noqa: PLC0415
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    statuses = " ".join(capsys.readouterr().out.partition("exit status:")[2].split())
+    given = {int(status) for status in re.findall(r"\b(\d+) ", statuses)}
+    assert given >= {int(code) for code in ExitCode} - {ExitCode.OK}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from cdk_secure_tunnel.localproxy import (
+    ConfigurationError,
     HandshakeRejected,
     LocalProxy,
     ProxySettings,
@@ -241,6 +242,30 @@ def test_a_tunnel_closed_under_a_live_session_ends_both_sides() -> None:
                 assert "tunnel closed" in str(result)
                 assert "closed or has expired" in str(result)
                 assert result.exit_code == 5
+
+    run(scenario())
+
+
+def test_a_port_that_cannot_be_had_is_a_setting_to_change_exit_2() -> None:
+    async def scenario() -> None:
+        async with running_fake_service() as service:
+            taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+            port = taken.sockets[0].getsockname()[1]
+            async with taken:
+                busy = LocalProxy(settings(service, "source", {"SSH": Target(None, port)}))
+                with pytest.raises(ConfigurationError) as raised:
+                    await busy.run()
+            assert int(raised.value.exit_code) == 2
+            assert str(raised.value).startswith(f"services: cannot listen for SSH on 127.0.0.1:{port}: ")
+            assert str(raised.value).endswith("; choose another port (e.g. SSH=0 for any)")
+            assert service.handshakes == []  # it failed before connecting, spending no token
+            elsewhere = LocalProxy(
+                settings(service, "source", {"SSH": Target(None, 0)}, bind_address="192.0.2.1")
+            )
+            with pytest.raises(
+                ConfigurationError, match=r"^bind address: cannot listen for SSH on 192\.0\.2\.1:0"
+            ):
+                await elsewhere.run()
 
     run(scenario())
 

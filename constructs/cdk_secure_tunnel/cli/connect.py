@@ -45,10 +45,11 @@ examples:
 In the command, {NAME} is the port of service NAME, {port} the first service's and {host} the address
 listened on.
 
-exit status: the command's, when one is run; 130 when stopped with Ctrl-C; 2 bad usage or AWS set up
-wrong (credentials, profile, region), 3 secret/stack/tunnel not found, 4 token refused (also after
-rotating), 5 tunnel closed or expired, 6 service unreachable or its TLS certificate not trusted, 7 the
-tunnel's services do not match --services, 1 anything else."""
+exit status: the command's, when one is run; 130 when stopped with Ctrl-C; 2 bad usage (a port that
+cannot be listened on too) or AWS set up wrong (credentials, profile, region, permissions), 3
+secret/stack/tunnel not found, 4 token refused (also after rotating), 5 tunnel closed or expired, 6
+service unreachable or its TLS certificate not trusted, 7 the tunnel's services do not match
+--services, 1 anything else (a failed rotation, say: the message says what)."""
 
 
 def add_parser(subparsers: Any) -> None:

@@ -33,7 +33,8 @@ examples:
 
 exit status: 5 when the tunnel closes or expires, 4 token refused, 6 service unreachable (with
 --retries) or its TLS certificate not trusted, 7 the tunnel's services do not match --destination,
-3 no token found, 2 bad usage or AWS set up wrong (credentials, profile, region)."""
+3 no token found, 2 bad usage or AWS set up wrong (credentials, profile, region, permissions),
+130 when stopped with Ctrl-C, 1 anything else (the message says what)."""
 
 
 def add_parser(subparsers: Any) -> None:

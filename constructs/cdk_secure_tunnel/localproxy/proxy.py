@@ -21,17 +21,19 @@ such as a freshly rotated one, and the proxy tries once with it.
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import logging
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from ..protocol import ProtocolError
 from .connection import Retryable, TunnelSocket
-from .errors import HandshakeRejected, LocalProxyError, ServiceMismatch, TunnelClosed, Unreachable
+from .errors import ConfigurationError, HandshakeRejected, ServiceMismatch, TunnelClosed, Unreachable
 from .multiplexer import Multiplexer
-from .settings import ProxySettings, Target
+from .settings import DEFAULT_BIND_ADDRESS, ProxySettings, Target
 
 logger = logging.getLogger(__name__)
 
@@ -311,9 +313,18 @@ class LocalProxy:
             except OSError as error:
                 for started in self._servers:
                     started.close()
-                raise LocalProxyError(
+                # A setting to change, like any bad value (exit 2): the port, or the address listened on.
+                cannot = (
                     f"cannot listen for {service or 'the service'} on {host}:{target.port}: "
-                    f"{error.strerror or error}; choose another port (e.g. {service or 'SSH'}=0 for any)"
+                    f"{os.strerror(error.errno) if error.errno else error}"
+                )
+                if error.errno == errno.EADDRNOTAVAIL:
+                    raise ConfigurationError(
+                        f"bind address: {cannot}; listen on an address of this machine (e.g. "
+                        f"{DEFAULT_BIND_ADDRESS})"
+                    ) from None
+                raise ConfigurationError(
+                    f"services: {cannot}; choose another port (e.g. {service or 'SSH'}=0 for any)"
                 ) from None
             self._servers.append(server)
             self.ports[service] = server.sockets[0].getsockname()[1]
