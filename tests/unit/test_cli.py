@@ -415,3 +415,12 @@ def test_each_commands_help_gives_every_exit_status(command: str, capsys: pytest
     statuses = " ".join(capsys.readouterr().out.partition("exit status:")[2].split())
     given = {int(status) for status in re.findall(r"\b(\d+) ", statuses)}
     assert given >= {int(code) for code in ExitCode} - {ExitCode.OK}
+
+
+def test_connect_help_says_when_the_command_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["connect", "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert "once listening" not in helped
+    assert "run a command once the device is connected (at once if DescribeTunnel is not allowed)" in helped
+    assert "-- then a command to run once the device is connected" in helped

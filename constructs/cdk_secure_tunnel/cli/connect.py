@@ -20,8 +20,9 @@ from .secrets import TokenSecret, tunnel_status
 
 DESCRIPTION = """\
 Connect to a SecureTunnel's device: read the source token from its secret, listen locally on each of
-the tunnel's services, and carry connections through the tunnel. Optionally run a command once
-listening (the proxy ends with it).
+the tunnel's services, and carry connections through the tunnel. Optionally run a command once the
+device is connected (at once if DescribeTunnel is not allowed): what a client sends before the device
+connects is lost. The proxy ends with the command.
 
 The tunnel is found by its source token secret (--secret ARN), or by the stack name and the construct's
 path in it (--stack, --tunnel): through the secrets' tags (secretsmanager:ListSecrets), else the stack's
@@ -99,7 +100,12 @@ def add_parser(subparsers: Any) -> None:
         f"${TOKEN_VARIABLE} and the matching flags",
     )
     common.add_connection_options(parser)
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then a command to run once listening")
+    parser.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        help="-- then a command to run once the device is connected (iot:DescribeTunnel shows it; at once "
+        "without that permission)",
+    )
     parser.set_defaults(run=run)
 
 
