@@ -68,7 +68,6 @@ def test_exec_localproxy_passes_the_token_in_the_environment_only(tmp_path: Path
         capath=None,
         no_ssl_host_verify=False,
     )
-    document = TokenDocument(token="the-token", mode="source", region="eu-west-1", services=("SSH", "HTTP"))
     settings = ProxySettings(
         mode="source",
         access_token="the-token",
@@ -77,7 +76,7 @@ def test_exec_localproxy_passes_the_token_in_the_environment_only(tmp_path: Path
         version=2,
         client_token="c" * 36,
     )
-    assert connect.exec_localproxy(args, settings, document) == 0
+    assert connect.exec_localproxy(args, settings, "eu-west-1") == 0
     argv, token, client_token = eval(record.read_text())  # noqa: S307  (our own repr)
     assert argv == ["-s", "SSH=5555,HTTP=8080", "-b", "127.0.0.1", "-r", "eu-west-1", "-y", "V2"]
     assert token == "the-token"
@@ -91,9 +90,10 @@ _SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:MaintenanceSourc
 
 @pytest.fixture
 def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No credentials, profile or region anywhere, and Secrets Manager on a local port nobody listens on."""
+    """No credentials, profile or region anywhere (nor the proxies' variables), and Secrets Manager on a
+    local port nobody listens on."""
     for name in list(os.environ):
-        if name.startswith("AWS_"):
+        if name.startswith(("AWS_", "AWSIOT_TUNNEL_", "CDK_SECURE_TUNNEL_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
@@ -424,3 +424,110 @@ def test_connect_help_says_when_the_command_starts(capsys: pytest.CaptureFixture
     assert "once listening" not in helped
     assert "run a command once the device is connected (at once if DescribeTunnel is not allowed)" in helped
     assert "-- then a command to run once the device is connected" in helped
+
+
+# -- the tunnel's region ----------------------------------------------------------------------------------
+
+_EVERY_REGION_SETTING = {
+    "AWSIOT_TUNNEL_REGION": "ap-south-1",
+    "AWS_REGION": "sa-east-1",
+    "AWS_DEFAULT_REGION": "ca-central-1",
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "token", "unset", "expected"),
+    [
+        ("eu-west-1", "us-east-1", [], "eu-west-1"),
+        (None, "us-east-1", [], "us-east-1"),
+        (None, None, [], "ap-south-1"),
+        (None, None, ["AWSIOT_TUNNEL_REGION"], "sa-east-1"),
+        (None, None, ["AWSIOT_TUNNEL_REGION", "AWS_REGION"], "ca-central-1"),
+        (None, None, list(_EVERY_REGION_SETTING), "eu-north-1"),
+    ],
+    ids=["--region", "the token's", "$AWSIOT_TUNNEL_REGION", "$AWS_REGION", "$AWS_DEFAULT_REGION", "profile"],
+)
+def test_the_tunnels_region_is_the_first_one_set(
+    no_aws: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    given: str | None,
+    token: str | None,
+    unset: list[str],
+    expected: str,
+) -> None:
+    from cdk_secure_tunnel.cli import common  # noqa: PLC0415
+
+    (tmp_path / "config").write_text("[default]\nregion = eu-north-1\n")
+    for name, value in _EVERY_REGION_SETTING.items():
+        if name not in unset:
+            no_aws.setenv(name, value)
+    document = TokenDocument(token="t", mode="destination", region=token, services=())
+    assert common.region(argparse.Namespace(region=given), document) == expected
+    warned = capsys.readouterr().err
+    assert ("--region eu-west-1 overrides the token's region us-east-1" in warned) == (given is not None)
+
+
+def _endpoints_served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``device``'s data plane endpoints, recorded instead of connecting (nothing may reach AWS)."""
+    from cdk_secure_tunnel.cli import device  # noqa: PLC0415
+
+    endpoints: list[str] = []
+
+    async def serve(proxy: Any) -> int:
+        endpoints.append(proxy.settings.endpoint)
+        return 0
+
+    monkeypatch.setattr(device, "_serve", serve)
+    return endpoints
+
+
+def test_device_with_the_token_in_the_environment_takes_aws_region(no_aws: pytest.MonkeyPatch) -> None:
+    no_aws.setenv("AWSIOT_TUNNEL_ACCESS_TOKEN", "t0k3n")
+    no_aws.setenv("AWS_REGION", "eu-central-1")
+    endpoints = _endpoints_served(no_aws)
+    assert main(["device", "-d", "22"]) == 0
+    assert endpoints == ["wss://data.tunneling.iot.eu-central-1.amazonaws.com:443"]
+
+
+def test_an_explicit_region_wins_over_the_tokens(
+    no_aws: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notify = tmp_path / "notify.json"
+    notify.write_text(
+        '{"clientAccessToken": "t0k3n", "clientMode": "destination", "region": "us-east-1", "services": []}'
+    )
+    endpoints = _endpoints_served(no_aws)
+    assert main(["device", "--notify", str(notify), "-d", "22", "--region", "eu-west-1"]) == 0
+    assert main(["device", "--notify", str(notify), "-d", "22"]) == 0
+    assert endpoints == [
+        "wss://data.tunneling.iot.eu-west-1.amazonaws.com:443",
+        "wss://data.tunneling.iot.us-east-1.amazonaws.com:443",
+    ]
+    assert "warning: --region eu-west-1 overrides the token's region us-east-1" in capsys.readouterr().err
+
+
+def test_connect_looks_for_the_stack_in_aws_region(
+    aws_refusing: Callable[..., None], no_aws: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cdk_secure_tunnel.cli import common  # noqa: PLC0415
+
+    no_aws.delenv("AWS_DEFAULT_REGION")  # boto3 reads only that one itself
+    no_aws.setenv("AWS_REGION", "eu-central-1")
+    regions: list[str | None] = []
+    refusing_session = common.aws_session
+
+    def session(region: str | None) -> Any:
+        made = refusing_session(region)
+        regions.append(made.region_name)
+        made.events.register(
+            "before-call.secrets-manager.ListSecrets",
+            lambda **_: (AWSResponse("https://aws.invalid/", 200, {}, None), {"SecretList": []}),
+        )
+        return made
+
+    no_aws.setattr(common, "aws_session", session)
+    assert main(["connect", "--stack", "Plant", "--tunnel", "Maintenance"]) == 3
+    assert regions == ["eu-central-1"]
+    assert "no source token secret for construct path 'Maintenance'" in capsys.readouterr().err
