@@ -31,9 +31,7 @@ class TokenSecret:
         from botocore.exceptions import ClientError  # noqa: PLC0415
 
         try:
-            # AWSCURRENT named: what AWS returns by default, and what moto returns only when asked (its
-            # default version does not follow UpdateSecretVersionStage, which rotation uses).
-            value = self._client.get_secret_value(SecretId=self.arn, VersionStage=CURRENT)
+            value = self._client.get_secret_value(SecretId=self.arn)  # AWSCURRENT's
         except ClientError as error:
             if error_code(error) == "ResourceNotFoundException":
                 raise NotFound(f"secret {self.arn}: not found; check the ARN and the region") from None
