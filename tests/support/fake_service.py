@@ -9,6 +9,7 @@ plane is tested on its own.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from http import HTTPStatus
 from cdk_secure_tunnel.protocol import MAX_FRAME_PAYLOAD, Message, encode
 from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER, SUBPROTOCOLS
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosedError
 from websockets.http11 import Request, Response
 
 # The server side logs request headers (tokens) at DEBUG; the test of our logs must see only ours.
@@ -46,6 +48,8 @@ class FakeService:
     )
     closed: bool = False
     server: Server | None = None
+    # Connections that went silent (go_silent): cut when the service stops.
+    silenced: list[ServerConnection] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -85,10 +89,11 @@ class FakeService:
             )
         self.connected[mode].set()
         other = "destination" if mode == "source" else "source"
-        async for frame in connection:
-            peer = self.peers.get(other)
-            if peer is not None:
-                await peer.send(frame)
+        with contextlib.suppress(ConnectionClosedError):  # dropped or silenced, as a test wants
+            async for frame in connection:
+                peer = self.peers.get(other)
+                if peer is not None:
+                    await peer.send(frame)
         if self.peers.get(mode) is connection:
             del self.peers[mode]
             self.connected[mode].clear()
@@ -107,6 +112,14 @@ class FakeService:
         """Cut ``mode``'s connection without a close handshake, as a network failure would."""
         self.peers[mode].transport.abort()
         self.connected[mode].clear()
+
+    def go_silent(self, mode: str) -> None:
+        """Stop reading ``mode``'s connection, as a service gone quiet (or a network path gone dead) would:
+        nothing it is sent is relayed any more, its pings are never answered, and it closes nothing."""
+        connection = self.peers.pop(mode)
+        self.connected[mode].clear()
+        connection.transport.pause_reading()
+        self.silenced.append(connection)
 
     async def close_tunnel(self) -> None:
         self.closed = True
@@ -127,7 +140,11 @@ async def running_fake_service(services: tuple[str, ...] = ("SSH", "HTTP")) -> A
         logger=_QUIET,
     ) as server:
         service.server = server
-        yield service
+        try:
+            yield service
+        finally:
+            for connection in service.silenced:
+                connection.transport.abort()
 
 
 @asynccontextmanager

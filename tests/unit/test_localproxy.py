@@ -128,6 +128,22 @@ def test_a_dropped_connection_comes_back_with_the_same_tokens() -> None:
     run(scenario())
 
 
+def test_a_service_gone_silent_is_found_out_by_its_unanswered_pings(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with running_fake_service(services=("SSH",)) as service:
+            source = LocalProxy(settings(service, "source", {}, ping_interval=0.05, ping_timeout=0.05))
+            async with running(source):
+                await source.ready.wait()
+                service.go_silent("source")
+                while source.connections_made < 2 or not source.online.is_set():  # back by itself
+                    await service.connected["source"].wait()
+                    await asyncio.sleep(0)
+
+    caplog.set_level(logging.WARNING, "cdk_secure_tunnel.localproxy")
+    run(scenario())
+    assert "keepalive ping timeout; no close frame received; reconnecting" in caplog.text
+
+
 def test_4xx_is_not_retried_and_says_what_to_do() -> None:
     async def scenario() -> None:
         async with running_fake_service() as service:
