@@ -4,6 +4,7 @@ No test sleeps to wait for a state: each waits on the proxies' events (``ready``
 """
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -159,11 +160,20 @@ def test_4xx_is_not_retried_and_says_what_to_do() -> None:
 def test_5xx_is_retried_with_backoff() -> None:
     async def scenario() -> None:
         async with running_fake_service() as service:
-            service.fail_with = [503, 500]
-            source = LocalProxy(settings(service, "source", {}))
+            service.fail_with = [503, 500, 502]
+            draws = iter([0.0, 0.5, 0.999])  # the jitter of each wait, in turn
+            policy = RetryPolicy(initial=0.04, maximum=0.1)
+            source = LocalProxy(
+                settings(service, "source", {}, retry=policy), random_source=lambda: next(draws)
+            )
             async with running(source):
                 await source.ready.wait()
-            assert len(service.handshakes) == 3
+            assert len(service.handshakes) == 4
+            # Each attempt came only after its delay: doubling from 0.04 s to the 0.1 s cap, with jitter.
+            delays = [policy.delay(1, 0.0), policy.delay(2, 0.5), policy.delay(3, 0.999)]
+            assert delays == pytest.approx([0.02, 0.06, 0.09995])
+            waited = [later - earlier for earlier, later in itertools.pairwise(service.handshake_times)]
+            assert all(wait >= delay for wait, delay in zip(waited, delays, strict=True)), waited
 
     run(scenario())
 
