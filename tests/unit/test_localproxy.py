@@ -6,6 +6,7 @@ No test sleeps to wait for a state: each waits on the proxies' events (``ready``
 import asyncio
 import itertools
 import logging
+import textwrap
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,8 +22,11 @@ from cdk_secure_tunnel.localproxy import (
     Target,
     TunnelClosed,
     Unreachable,
+    connection,
 )
-from cdk_secure_tunnel.protocol import Message, encode
+from cdk_secure_tunnel.localproxy.connection import Retryable, TunnelSocket
+from cdk_secure_tunnel.localproxy.proxy import first_done
+from cdk_secure_tunnel.protocol import Message, ProtocolError, encode
 from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER
 from support.fake_service import FakeService, echo_server, running_fake_service
 
@@ -346,3 +350,29 @@ def test_the_token_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> N
 
 def test_encoded_messages_fit_a_frame() -> None:
     assert len(encode(Message(type=Message.DATA, streamId=1, payload=b"x" * 64512))) < 131076
+
+
+def test_the_connection_modules_example_runs() -> None:
+    # Its indented example, run against the fake service; its "..." records each message it is given.
+    lines = [line[4:] for line in (connection.__doc__ or "").splitlines() if line.startswith("    ")]
+    body = "\n".join(lines).replace("...", "seen.append(message); got.set()")
+    namespace: dict[str, Any] = {
+        "TunnelSocket": TunnelSocket,
+        "Message": Message,
+        "ProtocolError": ProtocolError,
+    }
+    exec(f"async def example(settings, seen, got):\n{textwrap.indent(body, '    ')}", namespace)  # noqa: S102
+
+    async def scenario() -> None:
+        async with running_fake_service(services=("SSH",)) as service:
+            seen: list[Any] = []
+            got = asyncio.Event()
+            example = asyncio.ensure_future(namespace["example"](settings(service, "source", {}), seen, got))
+            await first_done(got.wait(), example)
+            assert not example.done(), example.exception()
+            await service.close_tunnel()
+            with pytest.raises(Retryable, match="tunnel closed"):
+                await example
+            assert [message.type for message in seen] == [Message.SERVICE_IDS]
+
+    run(scenario())

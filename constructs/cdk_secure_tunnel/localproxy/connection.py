@@ -7,8 +7,12 @@ help either); network errors and 5xx raise ``Retryable``.
 
     socket = await TunnelSocket.open(settings)
     await socket.send(Message(type=Message.STREAM_START, streamId=1, serviceId="SSH", connectionId=1))
-    async for message in socket.messages(errors):
-        ...
+    errors: list[ProtocolError] = []  # messages that did not decode, skipped
+    async for batch in socket.messages(errors):  # the messages each frame completed
+        for message in batch:
+            ...
+
+(tests/unit/test_localproxy.py runs this example against a fake service.)
 """
 
 import logging
