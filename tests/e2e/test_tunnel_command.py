@@ -6,9 +6,9 @@ reads the emulator's notify payload and runs ``device`` to a local TCP echo serv
 server; the operator runs ``connect``. Both run in-process (threads) for speed, and once as real
 processes. Tests wait on the emulator's connection events and on data, never on the wall clock.
 
-Secrets Manager rotation: moto cannot invoke the rotation Lambda, so ``in_process_rotation`` runs the
-construct's rotation function (tunnel_lambda.rotation) in this process whenever RotateSecret is called,
-as AWS would invoke it.
+Secrets Manager rotation: RotateSecret against local AWS runs the stack's rotation function (its upkeep
+function) in this process, as Secrets Manager invokes the Lambda (``LocalAws``, see
+cdk_secure_tunnel.emulator.secrets_manager), for the command's calls as for the tests' own.
 """
 
 import io
@@ -19,18 +19,14 @@ import socket
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 from cdk_secure_tunnel import cli
-from cdk_secure_tunnel.cli import common
 from cdk_secure_tunnel.testing import LocalAws, LocalCloudFormation, serving_device_services
-from tunnel_lambda.rotation import on_rotation
 
 STACK = "ThingWithOperatorRole"
 THING = "gateway-12"
@@ -65,29 +61,6 @@ def device_services() -> Iterator[dict[str, int]]:
         yield ports
 
 
-def _rotate_in_process(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, str]]:
-    """RotateSecret as Secrets Manager does it: the rotation function's four steps, here in-process (a
-    botocore ``before-call`` hook, whose answer stands in for moto's, which cannot invoke the function)."""
-    arn, version = json.loads(params["body"])["SecretId"], str(uuid.uuid4())
-    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
-        on_rotation({"Step": step, "SecretId": arn, "ClientRequestToken": version})
-    return AWSResponse("", 200, {}, None), {"ARN": arn, "VersionId": version}
-
-
-@pytest.fixture
-def in_process_rotation(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
-    """Every session the command makes runs rotations in-process; returns ``rotate(secret_arn)``."""
-    original = common.aws_session
-
-    def session(region: str | None) -> Any:
-        made = original(region)
-        made.events.register("before-call.secrets-manager.RotateSecret", _rotate_in_process)
-        return made
-
-    monkeypatch.setattr(common, "aws_session", session)
-    return lambda arn: session(None).client("secretsmanager").rotate_secret(SecretId=arn)
-
-
 @pytest.fixture
 def deployed(local_aws: LocalAws, example_templates: dict[str, dict[str, Any]]) -> Iterator["Deployment"]:
     cloudformation = LocalCloudFormation(STACK)
@@ -112,11 +85,12 @@ class Deployment:
         return self.cloudformation.secrets["MaintenanceSourceToken30C10707"]
 
     def source_token(self) -> str:
-        # AWSCURRENT named: moto's default version does not follow the stage moves rotation makes.
-        value = boto3.client("secretsmanager").get_secret_value(
-            SecretId=self.source_secret, VersionStage="AWSCURRENT"
-        )
+        value = boto3.client("secretsmanager").get_secret_value(SecretId=self.source_secret)
         return str(json.loads(value["SecretString"])["clientAccessToken"])
+
+    def rotate_source_secret(self) -> None:
+        """RotateSecret, as an operator (or rotate_every) would."""
+        boto3.client("secretsmanager").rotate_secret(SecretId=self.source_secret)
 
     def notify_file(self, directory: Path) -> Path:
         path = directory / "notify.json"
@@ -279,7 +253,7 @@ def _bin_path() -> str:
     return f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
-@pytest.mark.usefixtures("in_process_rotation", "device")
+@pytest.mark.usefixtures("device")
 def test_a_spent_token_is_rotated_with_progress_and_tried_once_more(deployed: Deployment, said: Said) -> None:
     assert cli.main(["connect", "--secret", deployed.source_secret, *CLIENT_COMMAND], stderr=said) == 0
     before = deployed.source_token()
@@ -313,20 +287,18 @@ def test_the_device_reconnects_after_its_network_drops(deployed: Deployment, sai
 
 
 @pytest.mark.usefixtures("device")
-def test_rotating_the_source_secret_mid_session(
-    deployed: Deployment, said: Said, in_process_rotation: Callable[[str], None]
-) -> None:
+def test_rotating_the_source_secret_mid_session(deployed: Deployment, said: Said) -> None:
     source, ports = _listening(said)
     assert _round_trip(ports["SSH"], b"one") == b"one"
     # The emulator's default: a live connection outlives the rotation of its token.
-    in_process_rotation(deployed.source_secret)
+    deployed.rotate_source_secret()
     assert _round_trip(ports["SSH"], b"two") == b"two"
     # Where rotation drops it, connect reconnects with the newest token from the secret: first the
     # connection on the token just rotated away goes, then one whose token is rotated while it is live.
     connections = deployed.connections("source")
     deployed.plane.rotation_drops_connections = True
     deployed.wait_connections("source", connections + 1)
-    in_process_rotation(deployed.source_secret)
+    deployed.rotate_source_secret()
     deployed.wait_connections("source", connections + 2)
     assert _round_trip(ports["SSH"], b"three") == b"three"
     deployed.cloudformation.destroy()

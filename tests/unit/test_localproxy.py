@@ -4,13 +4,16 @@ No test sleeps to wait for a state: each waits on the proxies' events (``ready``
 """
 
 import asyncio
+import itertools
 import logging
+import textwrap
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from cdk_secure_tunnel.localproxy import (
+    ConfigurationError,
     HandshakeRejected,
     LocalProxy,
     ProxySettings,
@@ -19,8 +22,11 @@ from cdk_secure_tunnel.localproxy import (
     Target,
     TunnelClosed,
     Unreachable,
+    connection,
 )
-from cdk_secure_tunnel.protocol import Message, encode
+from cdk_secure_tunnel.localproxy.connection import Retryable, TunnelSocket
+from cdk_secure_tunnel.localproxy.proxy import first_done
+from cdk_secure_tunnel.protocol import Message, ProtocolError, encode
 from cdk_secure_tunnel.protocol.handshake import ACCESS_TOKEN_HEADER, CLIENT_TOKEN_HEADER
 from support.fake_service import FakeService, echo_server, running_fake_service
 
@@ -127,6 +133,22 @@ def test_a_dropped_connection_comes_back_with_the_same_tokens() -> None:
     run(scenario())
 
 
+def test_a_service_gone_silent_is_found_out_by_its_unanswered_pings(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with running_fake_service(services=("SSH",)) as service:
+            source = LocalProxy(settings(service, "source", {}, ping_interval=0.05, ping_timeout=0.05))
+            async with running(source):
+                await source.ready.wait()
+                service.go_silent("source")
+                while source.connections_made < 2 or not source.online.is_set():  # back by itself
+                    await service.connected["source"].wait()
+                    await asyncio.sleep(0)
+
+    caplog.set_level(logging.WARNING, "cdk_secure_tunnel.localproxy")
+    run(scenario())
+    assert "keepalive ping timeout; no close frame received; reconnecting" in caplog.text
+
+
 def test_4xx_is_not_retried_and_says_what_to_do() -> None:
     async def scenario() -> None:
         async with running_fake_service() as service:
@@ -142,11 +164,20 @@ def test_4xx_is_not_retried_and_says_what_to_do() -> None:
 def test_5xx_is_retried_with_backoff() -> None:
     async def scenario() -> None:
         async with running_fake_service() as service:
-            service.fail_with = [503, 500]
-            source = LocalProxy(settings(service, "source", {}))
+            service.fail_with = [503, 500, 502]
+            draws = iter([0.0, 0.5, 0.999])  # the jitter of each wait, in turn
+            policy = RetryPolicy(initial=0.04, maximum=0.1)
+            source = LocalProxy(
+                settings(service, "source", {}, retry=policy), random_source=lambda: next(draws)
+            )
             async with running(source):
                 await source.ready.wait()
-            assert len(service.handshakes) == 3
+            assert len(service.handshakes) == 4
+            # Each attempt came only after its delay: doubling from 0.04 s to the 0.1 s cap, with jitter.
+            delays = [policy.delay(1, 0.0), policy.delay(2, 0.5), policy.delay(3, 0.999)]
+            assert delays == pytest.approx([0.02, 0.06, 0.09995])
+            waited = [later - earlier for earlier, later in itertools.pairwise(service.handshake_times)]
+            assert all(wait >= delay for wait, delay in zip(waited, delays, strict=True)), waited
 
     run(scenario())
 
@@ -167,6 +198,39 @@ def test_an_unreachable_service_ends_after_the_attempts_allowed() -> None:
         )
         with pytest.raises(Unreachable, match="after 3 attempts"):
             await proxy.run()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("sabotage", ["abort", "oversized"])
+def test_a_first_connection_that_ends_before_ready_is_retried_with_backoff(sabotage: str) -> None:
+    # Before the proxy is ready (V3: before SERVICE_IDS), a dropped connection is a failed attempt: waited
+    # for as the retry policy says, not a crash, and not an immediate reconnect.
+    async def scenario() -> None:
+        async with running_fake_service(services=("SSH",)) as service:
+            service.sabotage = [sabotage]
+            policy = RetryPolicy(initial=0.2)
+            source = LocalProxy(settings(service, "source", {}, retry=policy), random_source=lambda: 0.0)
+            async with source.running() as task:
+                assert not task.done()
+                assert source.ready.is_set()
+                assert source.ports.keys() == {"SSH"}
+            await task  # stopped: it ended without raising
+            assert source.connections_made == 2
+            first, second = service.handshake_times
+            assert second - first >= policy.delay(1, 0.0) == 0.1
+
+    run(scenario())
+
+
+def test_connections_that_keep_ending_before_ready_make_the_service_unreachable() -> None:
+    async def scenario() -> None:
+        async with running_fake_service(services=("SSH",)) as service:
+            service.sabotage = ["abort", "oversized", "abort", "abort"]
+            source = LocalProxy(settings(service, "source", {}, retry=RetryPolicy(initial=0.001, attempts=3)))
+            with pytest.raises(Unreachable, match="after 3 attempts: the connection to the service closed"):
+                await source.run()
+            assert len(service.handshakes) == 3
 
     run(scenario())
 
@@ -208,6 +272,30 @@ def test_a_tunnel_closed_under_a_live_session_ends_both_sides() -> None:
                 assert "tunnel closed" in str(result)
                 assert "closed or has expired" in str(result)
                 assert result.exit_code == 5
+
+    run(scenario())
+
+
+def test_a_port_that_cannot_be_had_is_a_setting_to_change_exit_2() -> None:
+    async def scenario() -> None:
+        async with running_fake_service() as service:
+            taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+            port = taken.sockets[0].getsockname()[1]
+            async with taken:
+                busy = LocalProxy(settings(service, "source", {"SSH": Target(None, port)}))
+                with pytest.raises(ConfigurationError) as raised:
+                    await busy.run()
+            assert int(raised.value.exit_code) == 2
+            assert str(raised.value).startswith(f"services: cannot listen for SSH on 127.0.0.1:{port}: ")
+            assert str(raised.value).endswith("; choose another port (e.g. SSH=0 for any)")
+            assert service.handshakes == []  # it failed before connecting, spending no token
+            elsewhere = LocalProxy(
+                settings(service, "source", {"SSH": Target(None, 0)}, bind_address="192.0.2.1")
+            )
+            with pytest.raises(
+                ConfigurationError, match=r"^bind address: cannot listen for SSH on 192\.0\.2\.1:0"
+            ):
+                await elsewhere.run()
 
     run(scenario())
 
@@ -262,3 +350,29 @@ def test_the_token_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> N
 
 def test_encoded_messages_fit_a_frame() -> None:
     assert len(encode(Message(type=Message.DATA, streamId=1, payload=b"x" * 64512))) < 131076
+
+
+def test_the_connection_modules_example_runs() -> None:
+    # Its indented example, run against the fake service; its "..." records each message it is given.
+    lines = [line[4:] for line in (connection.__doc__ or "").splitlines() if line.startswith("    ")]
+    body = "\n".join(lines).replace("...", "seen.append(message); got.set()")
+    namespace: dict[str, Any] = {
+        "TunnelSocket": TunnelSocket,
+        "Message": Message,
+        "ProtocolError": ProtocolError,
+    }
+    exec(f"async def example(settings, seen, got):\n{textwrap.indent(body, '    ')}", namespace)  # noqa: S102
+
+    async def scenario() -> None:
+        async with running_fake_service(services=("SSH",)) as service:
+            seen: list[Any] = []
+            got = asyncio.Event()
+            example = asyncio.ensure_future(namespace["example"](settings(service, "source", {}), seen, got))
+            await first_done(got.wait(), example)
+            assert not example.done(), example.exception()
+            await service.close_tunnel()
+            with pytest.raises(Retryable, match="tunnel closed"):
+                await example
+            assert [message.type for message in seen] == [Message.SERVICE_IDS]
+
+    run(scenario())

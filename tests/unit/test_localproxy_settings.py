@@ -50,8 +50,14 @@ def test_endpoint_precedence_explicit_then_emulator_variable_then_region() -> No
         data_endpoint(region="us-east-1", environ={})
         == "wss://data.tunneling.iot.us-east-1.amazonaws.com:443"
     )
-    assert data_endpoint(environ={"AWSIOT_TUNNEL_REGION": "cn-northwest-1"}) == (
+    assert data_endpoint(environ={"AWSIOT_TUNNEL_REGION": "cn-northwest-1", "AWS_REGION": "eu-west-1"}) == (
         "wss://data.tunneling.iot.cn-northwest-1.amazonaws.com.cn:443"
+    )
+    assert data_endpoint(environ={"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}) == (
+        "wss://data.tunneling.iot.eu-west-1.amazonaws.com:443"
+    )
+    assert data_endpoint(environ={"AWS_DEFAULT_REGION": "us-east-1"}) == (
+        "wss://data.tunneling.iot.us-east-1.amazonaws.com:443"
     )
     with pytest.raises(ConfigurationError, match="neither a region nor an endpoint"):
         data_endpoint(environ={})

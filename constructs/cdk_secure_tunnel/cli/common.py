@@ -6,11 +6,14 @@ from typing import Any
 from ..localproxy.errors import ConfigurationError
 from ..localproxy.settings import (
     CLIENT_TOKEN_VARIABLE,
+    REFERENCE_REGION_VARIABLE,
     RetryPolicy,
     Version,
     new_client_token,
+    tunnel_region,
 )
 from ..protocol.handshake import DATA_CA_FILE_VARIABLE
+from .documents import TokenDocument
 from .output import say
 
 VERSIONS: dict[str, Version] = {"V1": 1, "V2": 2, "V3": 3}
@@ -33,7 +36,11 @@ def add_command_parser(
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection to the tunneling service")
     group.add_argument(
-        "--region", "-r", help="the tunnel's region (default: the token's, then AWS's settings)"
+        "--region",
+        "-r",
+        help="the tunnel's region, where its stack and secrets are too (default: the token's, else "
+        f"${REFERENCE_REGION_VARIABLE}, else AWS's settings: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's "
+        "region)",
     )
     group.add_argument(
         "--endpoint",
@@ -97,6 +104,29 @@ def retry_policy(args: argparse.Namespace) -> RetryPolicy:
     if args.retries is not None and args.retries < 1:
         raise ConfigurationError(f"--retries: got {args.retries}; expected 1 or more")
     return RetryPolicy(attempts=args.retries)
+
+
+def region(args: argparse.Namespace, document: TokenDocument | None = None) -> str | None:
+    """The tunnel's region, for its data plane and for AWS's APIs (its stack and secrets are there too):
+    --region, else the token's, else $AWSIOT_TUNNEL_REGION, else AWS's settings: $AWS_REGION,
+    $AWS_DEFAULT_REGION, then the profile's region (when botocore is installed). An explicit region wins,
+    as options do, but a token names where its tunnel was opened: another region is warned about."""
+    token_region = document.region if document is not None else None
+    if args.region and token_region and args.region != token_region:
+        say(
+            f"warning: --region {args.region} overrides the token's region {token_region}, where its tunnel "
+            "was opened"
+        )
+    return tunnel_region(args.region, token_region) or _profile_region()
+
+
+def _profile_region() -> str | None:
+    try:
+        import botocore.session  # noqa: PLC0415  (the device's distribution may lack it)
+    except ImportError:
+        return None
+    configured = botocore.session.Session().get_config_variable("region")
+    return str(configured) if configured else None
 
 
 def aws_session(region: str | None) -> Any:

@@ -20,8 +20,9 @@ from .secrets import TokenSecret, tunnel_status
 
 DESCRIPTION = """\
 Connect to a SecureTunnel's device: read the source token from its secret, listen locally on each of
-the tunnel's services, and carry connections through the tunnel. Optionally run a command once
-listening (the proxy ends with it).
+the tunnel's services, and carry connections through the tunnel. Optionally run a command once the
+device is connected (at once if DescribeTunnel is not allowed): what a client sends before the device
+connects is lost. The proxy ends with the command.
 
 The tunnel is found by its source token secret (--secret ARN), or by the stack name and the construct's
 path in it (--stack, --tunnel): through the secrets' tags (secretsmanager:ListSecrets), else the stack's
@@ -45,10 +46,11 @@ examples:
 In the command, {NAME} is the port of service NAME, {port} the first service's and {host} the address
 listened on.
 
-exit status: the command's, when one is run; 130 when stopped with Ctrl-C; 2 bad usage or AWS set up
-wrong (credentials, profile, region), 3 secret/stack/tunnel not found, 4 token refused (also after
-rotating), 5 tunnel closed or expired, 6 service unreachable or its TLS certificate not trusted, 7 the
-tunnel's services do not match --services, 1 anything else."""
+exit status: the command's, when one is run; 130 when stopped with Ctrl-C; 2 bad usage (a port that
+cannot be listened on too) or AWS set up wrong (credentials, profile, region, permissions), 3
+secret/stack/tunnel not found, 4 token refused (also after rotating), 5 tunnel closed or expired, 6
+service unreachable or its TLS certificate not trusted, 7 the tunnel's services do not match
+--services, 1 anything else (a failed rotation, say: the message says what)."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -98,7 +100,12 @@ def add_parser(subparsers: Any) -> None:
         f"${TOKEN_VARIABLE} and the matching flags",
     )
     common.add_connection_options(parser)
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then a command to run once listening")
+    parser.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        help="-- then a command to run once the device is connected (iot:DescribeTunnel shows it; at once "
+        "without that permission)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -136,14 +143,15 @@ def _command(words: list[str], ports: dict[str, int], host: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    session = common.aws_session(args.region)
+    session = common.aws_session(common.region(args))
     arn = _secret_arn(args, session)
     secret = TokenSecret(session, arn)
     document = secret.read().require_mode("source", f"secret {arn}")
+    region = common.region(args, document)
     settings = ProxySettings(
         mode="source",
         access_token=document.token,
-        endpoint=data_endpoint(endpoint=args.endpoint, region=document.region or args.region),
+        endpoint=data_endpoint(endpoint=args.endpoint, region=region),
         services=_services(args, document),
         version=common.VERSIONS[args.destination_client_type],
         client_token=common.client_token(args, dict(os.environ)),
@@ -152,17 +160,20 @@ def run(args: argparse.Namespace) -> int:
         retry=common.retry_policy(args),
     )
     if args.exec_localproxy:
-        return exec_localproxy(args, settings, document)
-    return asyncio.run(_connect(args, settings, secret, document))
+        return exec_localproxy(args, settings, region)
+    return asyncio.run(_connect(args, settings, secret, document, region))
 
 
 class _Refresher:
     """After a refusal: a newer token from the secret, or a closed tunnel named, or one rotation."""
 
-    def __init__(self, args: argparse.Namespace, secret: TokenSecret, document: TokenDocument) -> None:
+    def __init__(
+        self, args: argparse.Namespace, secret: TokenSecret, document: TokenDocument, region: str | None
+    ) -> None:
         self.args = args
         self.secret = secret
         self.document = document
+        self.region = region
         self.proxy: LocalProxy | None = None
         self._rotated_after = -1
 
@@ -193,7 +204,7 @@ class _Refresher:
         if not self.document.tunnel_id:
             return
         tunnel = await asyncio.to_thread(
-            tunnel_status, self.secret.session, self.document.tunnel_id, self.document.region
+            tunnel_status, self.secret.session, self.document.tunnel_id, self.region
         )
         if tunnel is not None and tunnel.get("status") == "CLOSED":
             raise TunnelClosed(closed_message(tunnel))
@@ -218,9 +229,13 @@ def closed_message(tunnel: dict[str, Any]) -> str:
 
 
 async def _connect(
-    args: argparse.Namespace, settings: ProxySettings, secret: TokenSecret, document: TokenDocument
+    args: argparse.Namespace,
+    settings: ProxySettings,
+    secret: TokenSecret,
+    document: TokenDocument,
+    region: str | None,
 ) -> int:
-    refresher = _Refresher(args, secret, document)
+    refresher = _Refresher(args, secret, document, region)
     proxy = refresher.proxy = LocalProxy(settings, refresh_token=refresher)
     async with proxy.running() as running:
         if running.done():
@@ -232,7 +247,9 @@ async def _connect(
         say(f"listening: {listening}")
         command = _command(args.command, proxy.ports, settings.bind_address)
         watcher = (
-            asyncio.ensure_future(_watch_device(secret.session, refresher.document, waiting=bool(command)))
+            asyncio.ensure_future(
+                _watch_device(secret.session, refresher.document, region, waiting=bool(command))
+            )
             if document.tunnel_id
             else None
         )
@@ -261,14 +278,14 @@ async def _connect(
 
 
 async def _watch_device(
-    session: Any, document: TokenDocument, *, waiting: bool, interval: float = 1.0
+    session: Any, document: TokenDocument, region: str | None, *, waiting: bool, interval: float = 1.0
 ) -> None:
     """Say whether the device is connected (DescribeTunnel), and when it connects; returns then, or at once
     without permission to describe the tunnel."""
     assert document.tunnel_id is not None
     said = None
     while True:
-        tunnel = await asyncio.to_thread(tunnel_status, session, document.tunnel_id, document.region)
+        tunnel = await asyncio.to_thread(tunnel_status, session, document.tunnel_id, region)
         if tunnel is None:
             return  # no permission to describe it: nothing to tell
         state = (tunnel.get("destinationConnectionState") or {}).get("status", "DISCONNECTED")
@@ -288,9 +305,7 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def localproxy_command(
-    args: argparse.Namespace, settings: ProxySettings, document: TokenDocument
-) -> list[str]:
+def localproxy_command(args: argparse.Namespace, settings: ProxySettings, region: str | None) -> list[str]:
     """The reference proxy's arguments for these settings (never the token: that goes in its environment)."""
     mapping = ",".join(
         f"{name}={target.port or _free_port(settings.bind_address)}"
@@ -299,7 +314,6 @@ def localproxy_command(
         for name, target in settings.services.items()
     )
     command = [args.exec_localproxy, "-s", mapping, "-b", settings.bind_address]
-    region = document.region or args.region
     if region and settings.endpoint == endpoint_of(region):
         command += ["-r", region]
     else:
@@ -313,10 +327,10 @@ def localproxy_command(
     return command
 
 
-def exec_localproxy(args: argparse.Namespace, settings: ProxySettings, document: TokenDocument) -> int:
+def exec_localproxy(args: argparse.Namespace, settings: ProxySettings, region: str | None) -> int:
     if args.command:
         raise ConfigurationError("--exec-localproxy: runs the reference proxy alone; leave out the command")
-    command = localproxy_command(args, settings, document)
+    command = localproxy_command(args, settings, region)
     environment = {**os.environ, TOKEN_VARIABLE: settings.access_token}
     if settings.client_token:
         environment[CLIENT_TOKEN_VARIABLE] = settings.client_token

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..localproxy import LocalProxy, ProxySettings, data_endpoint, parse_services
 from ..localproxy.errors import ConfigurationError, HandshakeRejected, NotFound
-from ..localproxy.settings import TOKEN_VARIABLE
+from ..localproxy.settings import REFERENCE_REGION_VARIABLE, TOKEN_VARIABLE
 from . import common
 from .documents import TokenDocument
 from .output import say
@@ -22,7 +22,8 @@ connection comes back with the same token and its client token.
 
 The token comes from the MQTT message AWS IoT publishes on $aws/things/<thing>/tunnels/notify (--notify,
 a file or - for stdin), from the destination token secret (--secret, for tunnels that store it), or
-from ${TOKEN_VARIABLE} (with --region or --endpoint). It never goes on the command line."""
+from ${TOKEN_VARIABLE} (the region then from --region, ${REFERENCE_REGION_VARIABLE} or AWS's
+settings, or --endpoint). It never goes on the command line."""
 
 EPILOG = """\
 examples:
@@ -33,7 +34,8 @@ examples:
 
 exit status: 5 when the tunnel closes or expires, 4 token refused, 6 service unreachable (with
 --retries) or its TLS certificate not trusted, 7 the tunnel's services do not match --destination,
-3 no token found, 2 bad usage or AWS set up wrong (credentials, profile, region)."""
+3 no token found, 2 bad usage or AWS set up wrong (credentials, profile, region, permissions),
+130 when stopped with Ctrl-C, 1 anything else (the message says what)."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -71,7 +73,7 @@ class _TokenSource:
         if len(sources) > 1:
             raise ConfigurationError("--notify, --secret: give one source of the token")
         if args.secret:
-            self.secret = TokenSecret(common.aws_session(args.region), args.secret)
+            self.secret = TokenSecret(common.aws_session(common.region(args)), args.secret)
         elif not args.notify and not os.environ.get(TOKEN_VARIABLE):
             raise ConfigurationError(
                 f"the token: pass --notify FILE (or -), --secret ARN, or set ${TOKEN_VARIABLE}"
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ProxySettings(
         mode="destination",
         access_token=document.token,
-        endpoint=data_endpoint(endpoint=args.endpoint, region=document.region or args.region),
+        endpoint=data_endpoint(endpoint=args.endpoint, region=common.region(args, document)),
         services=parse_services(args.destination),
         version=common.VERSIONS[args.protocol],
         client_token=common.client_token(args, dict(os.environ)),

@@ -9,6 +9,9 @@ Two ways, tried in this order:
    ``cloudformation:DescribeStackResource``; skipped when Secrets Manager is a local endpoint and
    CloudFormation is not (an offline setup has no CloudFormation).
 
+A way AWS denies is passed over for the next; when every way tried was denied, the error names the
+permissions and suggests ``--secret``.
+
 >>> logical_id(["Maintenance", "SourceToken", "Resource"])
 'MaintenanceSourceToken30C10707'
 """
@@ -16,10 +19,11 @@ Two ways, tried in this order:
 import hashlib
 import os
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..localproxy.errors import NotFound
+from ..localproxy.errors import ConfigurationError, NotFound
+from .aws_errors import error_message, is_denied
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -29,6 +33,11 @@ if TYPE_CHECKING:
 SECRET_STACK_TAG = "cdk-secure-tunnel:stack-id"  # noqa: S105  (a tag key)
 CLOUDFORMATION_LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
 SECRET_IDS = {"source": "SourceToken", "destination": "DestinationToken"}
+# What each way calls (the permissions named when AWS denies them).
+LIST_SECRETS = "secretsmanager:ListSecrets"
+DESCRIBE_STACK_RESOURCE = "cloudformation:DescribeStackResource"
+
+_Found = TypeVar("_Found")
 
 # CDK's logical ids (aws-cdk-lib core, makeUniqueId): the path's alphanumerics, then 8 hex digits of the
 # path's MD5. "Default" is left out everywhere, "Resource" from the readable part only.
@@ -101,6 +110,8 @@ def find_by_stack_resources(session: Any, stack: str, secret_id: str) -> str | N
     try:
         detail = client.describe_stack_resource(StackName=stack, LogicalResourceId=secret_id)
     except ClientError as error:
+        if is_denied(error):
+            raise
         message = error.response.get("Error", {}).get("Message", "")
         if "does not exist" in message:
             return None
@@ -111,21 +122,49 @@ def find_by_stack_resources(session: Any, stack: str, secret_id: str) -> str | N
     return str(physical_id) if physical_id else None
 
 
+def _unless_denied(find: Callable[[], _Found], permission: str, denied: list[str]) -> _Found | None:
+    """``find()``, or None when AWS denies it: then ``permission`` and AWS's words go to ``denied``."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    try:
+        return find()
+    except ClientError as error:
+        if not is_denied(error):
+            raise
+        denied.append(f"{permission} ({error_message(error)})")
+        return None
+
+
 def find_secret(session: Any, stack: str, construct_path: str, mode: str) -> str:
     """The ARN of the ``mode`` token secret of the SecureTunnel at ``construct_path`` in ``stack``."""
     secret_id = secret_logical_id(stack, construct_path, mode)
-    found = find_by_tags(session.client("secretsmanager"), stack, secret_id)
-    if len(found) > 1:
+    denied: list[str] = []
+    tried = 1
+    found = _unless_denied(
+        lambda: find_by_tags(session.client("secretsmanager"), stack, secret_id), LIST_SECRETS, denied
+    )
+    if found and len(found) > 1:
         raise NotFound(f"stack {stack}: {len(found)} secrets are tagged as {secret_id}; pass --secret <ARN>")
     if found:
         return found[0]
     if _cloudformation_is_reachable():
-        arn = find_by_stack_resources(session, stack, secret_id)
+        tried += 1
+        arn = _unless_denied(
+            lambda: find_by_stack_resources(session, stack, secret_id), DESCRIBE_STACK_RESOURCE, denied
+        )
         if arn:
             return arn
+    not_allowed = f"not allowed to call {' nor '.join(denied)}"
+    if len(denied) == tried:
+        granting = " (SecureTunnel.grant_connect does)" if mode == "source" else ""
+        raise ConfigurationError(
+            f"stack {stack}: cannot look for its {mode} token secret: {not_allowed}; grant "
+            f"{'it' if tried == 1 else 'either'}{granting}, or pass --secret <the {mode} token secret's ARN>"
+        )
     raise NotFound(
         f"stack {stack}: no {mode} token secret for construct path {construct_path!r} (logical id "
         f"{secret_id}); check the stack name, the path below the stack (e.g. Maintenance for "
         f"SecureTunnel(stack, 'Maintenance')) and the region"
         + ("" if mode == "source" else ", and that the tunnel stores its destination token")
+        + (f" ({not_allowed})" if denied else "")
     )

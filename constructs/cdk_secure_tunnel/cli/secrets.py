@@ -9,17 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..localproxy.errors import LocalProxyError, NotFound, TunnelClosed
+from .aws_errors import error_code, error_message, refused
 from .documents import TokenDocument
 from .output import Progress
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 ROTATION_TIMEOUT = 120.0
-
-
-def _error_code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 class TokenSecret:
@@ -35,20 +31,26 @@ class TokenSecret:
         from botocore.exceptions import ClientError  # noqa: PLC0415
 
         try:
-            # AWSCURRENT named: what AWS returns by default, and what moto returns only when asked (its
-            # default version does not follow UpdateSecretVersionStage, which rotation uses).
-            value = self._client.get_secret_value(SecretId=self.arn, VersionStage=CURRENT)
+            value = self._client.get_secret_value(SecretId=self.arn)  # AWSCURRENT's
         except ClientError as error:
-            code = _error_code(error)
-            if code == "ResourceNotFoundException":
+            if error_code(error) == "ResourceNotFoundException":
                 raise NotFound(f"secret {self.arn}: not found; check the ARN and the region") from None
-            raise LocalProxyError(f"secret {self.arn}: cannot read it ({code}): {_message(error)}") from None
+            raise refused(error, f"secret {self.arn}: cannot read it") from None
         if not value.get("SecretString"):
             raise NotFound(f"secret {self.arn}: holds no token yet; deploy the stack first")
         return TokenDocument.parse(value["SecretString"], origin=f"secret {self.arn}")
 
     def _version_with(self, stage: str) -> str | None:
-        described = self._client.describe_secret(SecretId=self.arn)
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        try:
+            described = self._client.describe_secret(SecretId=self.arn)
+        except ClientError as error:
+            raise refused(
+                error,
+                f"secret {self.arn}: cannot describe it",
+                "waiting for a rotation needs secretsmanager:DescribeSecret",
+            ) from None
         for version, stages in described.get("VersionIdsToStages", {}).items():
             if stage in stages:
                 return str(version)
@@ -75,12 +77,14 @@ class TokenSecret:
             self._client.rotate_secret(SecretId=self.arn)
         except ClientError as error:
             progress.done()
-            message = _message(error)
+            message = error_message(error)
             if "closed" in message.lower():
                 raise TunnelClosed(f"cannot rotate {self.arn}: {message}") from None
-            raise LocalProxyError(
-                f"cannot rotate {self.arn} ({_error_code(error)}): {message}; rotation needs the construct's "
-                "rotate_on_demand (the default) and secretsmanager:RotateSecret"
+            raise refused(
+                error,
+                f"cannot rotate {self.arn}",
+                "rotation needs the construct's rotate_on_demand (the default) and "
+                "secretsmanager:RotateSecret",
             ) from None
         return self._wait(before, started, progress, timeout)
 
@@ -107,11 +111,6 @@ def region_of_arn(arn: str) -> str | None:
     """arn:aws:secretsmanager:<region>:... -> region (None for a name rather than an ARN)."""
     parts = arn.split(":")
     return parts[3] or None if len(parts) > 5 and parts[0] == "arn" else None
-
-
-def _message(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Message", "")) or str(error)
 
 
 def tunnel_status(session: Any, tunnel_id: str, region: str | None) -> dict[str, Any] | None:

@@ -7,8 +7,12 @@ help either); network errors and 5xx raise ``Retryable``.
 
     socket = await TunnelSocket.open(settings)
     await socket.send(Message(type=Message.STREAM_START, streamId=1, serviceId="SSH", connectionId=1))
-    async for message in socket.messages(errors):
-        ...
+    errors: list[ProtocolError] = []  # messages that did not decode, skipped
+    async for batch in socket.messages(errors):  # the messages each frame completed
+        for message in batch:
+            ...
+
+(tests/unit/test_localproxy.py runs this example against a fake service.)
 """
 
 import logging
@@ -43,6 +47,10 @@ USER_AGENT = "cdk-secure-tunnel-localproxy"
 # Frames up to the service's limit are written without waiting; beyond, send() waits for the socket.
 _WRITE_LIMIT = 4 * MAX_FRAME_PAYLOAD
 _OPEN_TIMEOUT = 10.0
+# A close handshake is one round trip, as a ping is: once a pong has not come in time (or the proxy is
+# done with the connection) waiting longer for the peer's close only delays the reconnect; websockets
+# would wait 10 s.
+_CLOSE_TIMEOUT = 2.0
 _DETAIL_CHARS = 200
 
 
@@ -118,6 +126,7 @@ class TunnelSocket:
                 open_timeout=_OPEN_TIMEOUT,
                 ping_interval=settings.ping_interval,
                 ping_timeout=settings.ping_timeout,
+                close_timeout=min(settings.ping_timeout, _CLOSE_TIMEOUT),
                 max_size=MAX_FRAME_PAYLOAD,
                 write_limit=_WRITE_LIMIT,
                 logger=_WIRE_LOGGER,

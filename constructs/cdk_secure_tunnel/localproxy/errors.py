@@ -15,8 +15,10 @@ class ExitCode(IntEnum):
     """Exit statuses of ``cdk-secure-tunnel`` that scripts can rely on."""
 
     OK = 0
-    ERROR = 1  # unexpected: a bug, reported with its traceback
-    USAGE = 2  # a bad option or value (argparse's own status)
+    # An expected failure with no status of its own (a rotation that fails or times out, AWS refusing a
+    # call for a reason not below): its message, no traceback. Also a bug, reported with its traceback.
+    ERROR = 1
+    USAGE = 2  # a bad option or value (argparse's own status), or AWS set up wrong (credentials, permissions)
     NOT_FOUND = 3  # no such secret, stack, tunnel or notify payload
     TOKEN_REJECTED = 4  # the service refused the token (spent, rotated, revoked) and no new one helped
     TUNNEL_CLOSED = 5  # the tunnel closed or expired
@@ -26,7 +28,8 @@ class ExitCode(IntEnum):
 
 
 class LocalProxyError(Exception):
-    """An expected failure: the command prints its message (no traceback) and exits with ``exit_code``."""
+    """An expected failure: the command prints its message (no traceback) and exits with ``exit_code``
+    (``ERROR`` unless a subclass says which)."""
 
     exit_code: ExitCode = ExitCode.ERROR
 

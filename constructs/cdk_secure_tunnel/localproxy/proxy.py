@@ -13,23 +13,27 @@ token refused (``HandshakeRejected``), the tunnel gone (``TunnelClosed``), the s
 Reconnecting: a dropped connection (network error, ping timeout, the service closing it) closes every
 local connection it carried (the guides: streams do not survive it), keeps a source's listeners open,
 and connects again with the same access token and client token, backing off on network errors and 5xx.
-A 4xx is never retried as is: ``refresh_token`` (if given) may supply a new token, such as a freshly
-rotated one, and the proxy tries once with it.
+A connection that ends before the proxy is ready (dropped, or closed for an oversized frame, before the
+service announced its services) is a failed attempt like those: backed off, and counted against the
+policy's attempts. A 4xx is never retried as is: ``refresh_token`` (if given) may supply a new token,
+such as a freshly rotated one, and the proxy tries once with it.
 """
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import logging
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from ..protocol import ProtocolError
 from .connection import Retryable, TunnelSocket
-from .errors import HandshakeRejected, LocalProxyError, ServiceMismatch, TunnelClosed, Unreachable
+from .errors import ConfigurationError, HandshakeRejected, ServiceMismatch, TunnelClosed, Unreachable
 from .multiplexer import Multiplexer
-from .settings import ProxySettings, Target
+from .settings import DEFAULT_BIND_ADDRESS, ProxySettings, Target
 
 logger = logging.getLogger(__name__)
 
@@ -150,19 +154,32 @@ class LocalProxy:
                 continue
             except Retryable as error:
                 failures += 1
-                policy = self.settings.retry
-                if policy.attempts is not None and failures >= policy.attempts:
-                    raise Unreachable(
-                        f"cannot reach the tunneling service at {self.settings.endpoint} after "
-                        f"{failures} attempts: {error}"
-                    ) from None
-                delay = policy.delay(failures, self._random())
-                logger.warning("%s; retrying in %.1f s (attempt %d)", error, delay, failures + 1)
-                await self._sleep(delay)
+                await self._back_off(failures, error)
+                continue
+            fresh_token = False
+            try:
+                await self._session(socket)
+            except Retryable as error:
+                # It ended before the proxy was ready: no better than a failed open, and a service that
+                # accepts and drops at once must not be reconnected to in a tight loop.
+                self._last_drop = str(error)
+                failures += 1
+                await self._back_off(failures, error)
                 continue
             failures = 0
-            fresh_token = False
-            await self._session(socket)
+
+    async def _back_off(self, failures: int, error: Retryable) -> None:
+        """After ``failures`` attempts in a row that got no connection going: wait as the retry policy says,
+        or raise ``Unreachable`` once the policy allows no more attempts."""
+        policy = self.settings.retry
+        if policy.attempts is not None and failures >= policy.attempts:
+            raise Unreachable(
+                f"cannot reach the tunneling service at {self.settings.endpoint} after {failures} attempts: "
+                f"{error}"
+            ) from None
+        delay = policy.delay(failures, self._random())
+        logger.warning("%s; retrying in %.1f s (attempt %d)", error, delay, failures + 1)
+        await self._sleep(delay)
 
     async def _after_rejection(self, rejected: HandshakeRejected) -> None:
         """A 4xx: take a new token from ``refresh_token`` or give up with the clearest message we have."""
@@ -189,6 +206,8 @@ class LocalProxy:
     # -- one connection ----------------------------------------------------------------------------------
 
     async def _session(self, socket: TunnelSocket) -> None:
+        """Serve one connection until it ends or ``stop()``; raises ``Retryable`` if it ends before the
+        proxy is ready (the caller retries it as a failed attempt), and what the proxy cannot go on after."""
         self.connections_made += 1
         self._announced_event.clear()
         mux = Multiplexer(
@@ -294,9 +313,18 @@ class LocalProxy:
             except OSError as error:
                 for started in self._servers:
                     started.close()
-                raise LocalProxyError(
+                # A setting to change, like any bad value (exit 2): the port, or the address listened on.
+                cannot = (
                     f"cannot listen for {service or 'the service'} on {host}:{target.port}: "
-                    f"{error.strerror or error}; choose another port (e.g. {service or 'SSH'}=0 for any)"
+                    f"{os.strerror(error.errno) if error.errno else error}"
+                )
+                if error.errno == errno.EADDRNOTAVAIL:
+                    raise ConfigurationError(
+                        f"bind address: {cannot}; listen on an address of this machine (e.g. "
+                        f"{DEFAULT_BIND_ADDRESS})"
+                    ) from None
+                raise ConfigurationError(
+                    f"services: {cannot}; choose another port (e.g. {service or 'SSH'}=0 for any)"
                 ) from None
             self._servers.append(server)
             self.ports[service] = server.sockets[0].getsockname()[1]

@@ -26,6 +26,9 @@ from .errors import ConfigurationError
 # The reference proxy's variables, honoured so that its users' habits carry over.
 REFERENCE_ENDPOINT_VARIABLE = "AWSIOT_TUNNEL_ENDPOINT"
 REFERENCE_REGION_VARIABLE = "AWSIOT_TUNNEL_REGION"
+# AWS's own region variables, in the order the AWS CLI v2 and most SDKs read them (boto3 itself reads only
+# the second, and the profile's region).
+AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 TOKEN_VARIABLE = "AWSIOT_TUNNEL_ACCESS_TOKEN"  # noqa: S105  (a variable's name)
 CLIENT_TOKEN_VARIABLE = "AWSIOT_TUNNEL_CLIENT_TOKEN"  # noqa: S105
 
@@ -94,11 +97,26 @@ def parse_services(text: str, *, allow_zero: bool = False) -> dict[str, Target]:
     return services
 
 
+def tunnel_region(*given: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The tunnel's region: the first of ``given`` that is set (an explicit region, then the token's), else
+    $AWSIOT_TUNNEL_REGION (the reference proxy's variable), else $AWS_REGION, else $AWS_DEFAULT_REGION.
+
+    >>> tunnel_region(None, "eu-west-1", environ={"AWS_REGION": "us-east-1"})
+    'eu-west-1'
+    >>> tunnel_region(None, None, environ={"AWS_DEFAULT_REGION": "us-east-2", "AWS_REGION": "us-east-1"})
+    'us-east-1'
+    """
+    env = os.environ if environ is None else environ
+    settings = (REFERENCE_REGION_VARIABLE, *AWS_REGION_VARIABLES)
+    return next((region for region in (*given, *map(env.get, settings)) if region), None)
+
+
 def data_endpoint(
     *, endpoint: str | None = None, region: str | None = None, environ: Mapping[str, str] | None = None
 ) -> str:
     """The data plane URL: ``endpoint`` if given, else $CDK_SECURE_TUNNEL_DATA_ENDPOINT (local testing),
-    else $AWSIOT_TUNNEL_ENDPOINT, else the endpoint of ``region`` (or $AWSIOT_TUNNEL_REGION).
+    else $AWSIOT_TUNNEL_ENDPOINT, else the endpoint of ``region`` (else ``tunnel_region``'s: from
+    $AWSIOT_TUNNEL_REGION, $AWS_REGION or $AWS_DEFAULT_REGION).
 
     An endpoint without a scheme gets ``wss://``; ``ws://`` (no TLS) is for local emulators only.
     """
@@ -111,11 +129,11 @@ def data_endpoint(
         if not explicit.startswith(("ws://", "wss://")):
             raise ConfigurationError(f"endpoint: got {explicit!r}; expected wss://host[:port] or host[:port]")
         return explicit
-    region = region or env.get(REFERENCE_REGION_VARIABLE)
+    region = tunnel_region(region, environ=env)
     if not region:
         raise ConfigurationError(
             "endpoint: neither a region nor an endpoint was given; pass --region (where the tunnel was "
-            f"opened) or --endpoint, or set ${DATA_ENDPOINT_VARIABLE}"
+            f"opened) or --endpoint, or set ${REFERENCE_REGION_VARIABLE} or $AWS_REGION"
         )
     return endpoint_of(region)
 
