@@ -235,6 +235,26 @@ def test_connections_that_keep_ending_before_ready_make_the_service_unreachable(
     run(scenario())
 
 
+def test_connections_that_keep_dropping_once_ready_are_backed_off() -> None:
+    # After the proxy is ready, a session that ends soon after it started is a failed attempt too: a
+    # service that accepts and drops again and again gets the policy's backoff, not a tight loop.
+    async def scenario() -> None:
+        async with running_fake_service(services=("SSH",)) as service:
+            policy = RetryPolicy(initial=0.05)
+            source = LocalProxy(settings(service, "source", {}, retry=policy), random_source=lambda: 0.0)
+            async with source.running():
+                service.sabotage = ["abort", "abort"]
+                await service.drop("source")
+                await asyncio.wait_for(service.connected["source"].wait(), 5)
+                times = service.handshake_times
+                assert len(times) == 4
+                gaps = [later - earlier for earlier, later in itertools.pairwise(times[1:])]
+                assert gaps[0] >= policy.delay(2, 0.0)
+                assert gaps[1] >= policy.delay(3, 0.0)
+
+    run(scenario())
+
+
 def test_a_refused_token_is_replaced_once_by_refresh_token() -> None:
     async def scenario() -> None:
         async with running_fake_service() as service:

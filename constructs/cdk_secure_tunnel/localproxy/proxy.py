@@ -26,6 +26,7 @@ import itertools
 import logging
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -36,6 +37,10 @@ from .multiplexer import Multiplexer
 from .settings import DEFAULT_BIND_ADDRESS, ProxySettings, Target
 
 logger = logging.getLogger(__name__)
+
+# A connection that lasted this long showed the service works: its drop is reconnected at once. Shorter
+# ones count as failed attempts, so a service that keeps accepting and dropping gets the policy's backoff.
+STEADY_SESSION_S = 5.0
 
 # Asked for a new token after a 4xx; returns None when it has none to offer (the refusal then stands).
 RefreshToken = Callable[[HandshakeRejected], Awaitable[str | None]]
@@ -157,6 +162,7 @@ class LocalProxy:
                 await self._back_off(failures, error)
                 continue
             fresh_token = False
+            started = time.monotonic()
             try:
                 await self._session(socket)
             except Retryable as error:
@@ -166,7 +172,13 @@ class LocalProxy:
                 failures += 1
                 await self._back_off(failures, error)
                 continue
-            failures = 0
+            if self._stopping.is_set() or time.monotonic() - started >= STEADY_SESSION_S:
+                failures = 0  # it worked for a while: the next drop is news, reconnected to at once
+            else:
+                # Dropped soon after it started, as when the service accepts and drops again and again:
+                # each such session is one more failed attempt, waited for as the policy says.
+                failures += 1
+                await self._back_off(failures, Retryable(self._last_drop or "the connection dropped"))
 
     async def _back_off(self, failures: int, error: Retryable) -> None:
         """After ``failures`` attempts in a row that got no connection going: wait as the retry policy says,
