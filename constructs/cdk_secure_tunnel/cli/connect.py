@@ -262,15 +262,16 @@ async def _connect(
                 # connects are lost, so the command starts once the device is there (or, unable to
                 # describe the tunnel, at once).
                 await first_done(watcher, running)
-            if not running.done():
-                child = await asyncio.create_subprocess_exec(*command)
-                await first_done(child.wait(), running)
-                if running.done() and child.returncode is None:
+                if running.done():
+                    running.result()
+                    return int(ExitCode.OK)
+            child = await asyncio.create_subprocess_exec(*command)
+            await first_done(child.wait(), running)
+            if running.done():
+                if child.returncode is None:
                     child.terminate()
                     await child.wait()
-            if running.done():
                 running.result()
-                return int(ExitCode.OK)
             return int(child.returncode or 0)
         finally:
             if watcher is not None:
